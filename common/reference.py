@@ -1,0 +1,73 @@
+"""The ground truth: the two-layer net in NumPy with a hand-written backward pass.
+
+Also an implementation like the others: `python -m common.reference --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from common import runner
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer
+
+FRAMEWORK = "numpy"
+VARIANTS = ("manual",)
+
+
+def loss_and_grads(x, y, w1, w2):
+    """Forward pass, loss = sum((y_pred - y)**2), and the gradients of loss w.r.t. w1, w2."""
+    h = x @ w1
+    h_relu = np.maximum(h, 0)
+    y_pred = h_relu @ w2
+    diff = y_pred - y
+    loss = (diff * diff).sum()
+
+    grad_y_pred = 2.0 * diff
+    grad_w2 = h_relu.T @ grad_y_pred
+    grad_h = grad_y_pred @ w2.T
+    grad_h[h < 0] = 0  # relu passes gradient only where it passed the input
+    grad_w1 = x.T @ grad_h
+    return loss, grad_w1, grad_w2
+
+
+def build(cfg: RunConfig, problem: Problem, variant: str = "manual") -> Trainer:
+    if cfg.device != "cpu":
+        raise NotImplementedError("NumPy runs on the CPU only")
+    x, y = problem.x, problem.y
+    w1, w2 = problem.w1.copy(), problem.w2.copy()
+    lr = np.dtype(cfg.dtype).type(cfg.lr)
+
+    def step():
+        nonlocal w1, w2  # updated in place; the name binding is what needs declaring
+        # Overflow on a diverging run is reported by the harness as "diverged at step k".
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, grad_w1, grad_w2 = loss_and_grads(x, y, w1, w2)
+            w1 -= lr * grad_w1
+            w2 -= lr * grad_w2
+        return loss
+
+    return Trainer(step)
+
+
+def reference_losses(cfg: RunConfig, problem: Problem) -> list[float]:
+    """Per-step losses of plain SGD, the sequence every implementation is judged against."""
+    step = build(dataclasses.replace(cfg, device="cpu"), problem).step
+    losses = []
+    for _ in range(cfg.steps):
+        losses.append(float(step()))
+        if not np.isfinite(losses[-1]):
+            break
+    return losses
+
+
+def train(cfg: RunConfig, problem: Problem, variant: str = "manual"):
+    return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
+                               versions={"numpy": np.__version__})
+
+
+if __name__ == "__main__":
+    runner.main(FRAMEWORK, VARIANTS, train)

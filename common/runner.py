@@ -1,0 +1,107 @@
+"""Running one implementation: build, time the steps, judge, and the standalone CLI."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common.equivalence import judge
+from common.problem import Problem, make_problem
+from common.result import RunResult
+from common.timing import Trainer, step_stats, time_steps
+
+TrainFn = Callable[[RunConfig, Problem, str], RunResult]
+
+
+def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[], Trainer],
+                 versions: dict, note: str | None = None) -> RunResult:
+    """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns."""
+    from threadpoolctl import threadpool_limits
+
+    result = RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
+                       threads=cfg.threads, versions=versions, note=note)
+    # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
+    # environment variables can no longer reach once the library is imported.
+    with threadpool_limits(limits=cfg.threads):
+        start_ns = time.perf_counter_ns()
+        trainer = build()
+        build_s = (time.perf_counter_ns() - start_ns) * 1e-9
+        result.losses, result.step_times_s = time_steps(trainer, cfg.steps)
+    result.setup_s = build_s + result.step_times_s[0]
+    return result
+
+
+def skipped(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunResult:
+    return RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
+                     threads=cfg.threads, status="skipped", error=reason)
+
+
+def run_guarded(cfg: RunConfig, framework: str, variant: str, train: TrainFn) -> RunResult:
+    """train() with its failures turned into rows: NotImplementedError is a skip, anything else a failure."""
+    try:
+        return train(cfg, make_problem(cfg), variant)
+    except NotImplementedError as exc:
+        return skipped(cfg, framework, variant, str(exc) or "not supported")
+    except Exception as exc:  # a framework error must become a row, not a lost run
+        traceback.print_exc(file=sys.stderr)
+        failed = skipped(cfg, framework, variant, f"{type(exc).__name__}: {exc}")
+        failed.status = "failed"
+        return failed
+
+
+def apply_verdict(result: RunResult, reference: list[float]) -> RunResult:
+    """Set status, max_rel_err and worst_step from the comparison with the reference losses."""
+    if result.status in ("skipped", "failed"):
+        return result
+    verdict = judge(result.losses, reference, result.dtype)
+    result.status, result.max_rel_err, result.worst_step = verdict.status, verdict.max_rel_err, verdict.worst_step
+    result.error = verdict.error
+    return result
+
+
+def summary_line(result: RunResult) -> str:
+    head = f"{result.name}: {result.status}"
+    if not result.ran or result.status == "failed":
+        return f"{head} ({result.error})"
+    parts = [head]
+    if result.losses:
+        parts.append(f"final loss {result.losses[-1]:.6g}")
+    if result.max_rel_err is not None:
+        parts.append(f"max rel err {result.max_rel_err:.2e} at step {result.worst_step}")
+    stats = step_stats(result.step_times_s, result.config.get("warmup", 0))
+    if stats:
+        parts.append(f"median step {stats.median_s * 1e3:.3f} ms (IQR {stats.iqr_s * 1e3:.3f})")
+    if result.setup_s is not None:
+        parts.append(f"setup {result.setup_s:.3f} s")
+    if result.error:
+        parts.append(result.error)
+    return ", ".join(parts)
+
+
+def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[str] | None = None) -> None:
+    """`python -m <module>`: run one variant, check it against NumPy, optionally write its RunResult."""
+    from common.reference import reference_losses
+
+    parser = CliParser(prog=f"python -m {sys.modules['__main__'].__spec__.name}",
+                       description=f"Train the two-layer net with {framework} alone and check it against NumPy.")
+    add_config_args(parser)
+    parser.add_argument("--variant", choices=variants, default=variants[0], help=f"default {variants[0]}")
+    parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (default cpu)")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="write the RunResult here as JSON")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+    result = run_guarded(cfg, framework, args.variant, train)
+    if result.status not in ("skipped", "failed"):
+        apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
+    print(summary_line(result))
+    if args.json:
+        args.json.write_text(result.to_json())
+    sys.exit(0 if result.status in ("ok", "skipped") else 1)

@@ -1,0 +1,144 @@
+"""Run every implementation on the same problem, check each against NumPy, print the verdict and the speed table.
+
+Each (implementation, variant, device) runs in its own subprocess so that frameworks never
+share thread pools or allocators, with the same thread count for all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common.problem import make_problem
+from common.report import format_table, results_document, verdict, write_json_atomic
+from common.result import RunResult
+from common.runner import apply_verdict, skipped
+from implementations import REGISTRY, Implementation, missing_packages
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def parse_args(argv: list[str] | None):
+    parser = CliParser(prog="python compare.py", description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    g = parser.add_argument_group("selection and output")
+    g.add_argument("--frameworks", default="all",
+                   help=f"comma-separated, from {', '.join(REGISTRY)} (default all)")
+    g.add_argument("--variants", default="all", help="comma-separated variant names (default all)")
+    g.add_argument("--device", default="cpu", help="cpu, gpu or all (default cpu)")
+    g.add_argument("--out", type=Path, metavar="DIR", help="write DIR/results.json")
+    g.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run (default 900)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args, device="cpu")
+        args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks")
+        all_variants = [v for f in args.frameworks for v in REGISTRY[f].variants]
+        args.variants = _pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")
+        args.devices = _pick(args.device, list(DEVICES), "--device")
+        if args.timeout <= 0:
+            raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout!r}")
+        if args.out is not None:
+            _check_writable(args.out)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return args, cfg
+
+
+def _pick(text: str, allowed: list[str], flag: str) -> list[str]:
+    if text == "all":
+        return allowed
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise ConfigError(f"{flag}: unknown {', '.join(unknown) or 'empty list'}; allowed: {', '.join(allowed)} or all")
+    return names
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def plan(args) -> list[tuple[Implementation, str, str]]:
+    return [(REGISTRY[f], v, d) for d in args.devices for f in args.frameworks
+            for v in REGISTRY[f].variants if v in args.variants]
+
+
+def config_flags(cfg: RunConfig) -> list[str]:
+    """The CLI flags that reproduce `cfg` in a child process (repr keeps floats exact)."""
+    flags = []
+    for name, value in cfg.to_dict().items():
+        flags += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
+    return flags
+
+
+def run_one(impl: Implementation, variant: str, cfg: RunConfig, timeout_s: float) -> RunResult:
+    """One run in a fresh subprocess; any way it can fail becomes a row with the reason."""
+    missing = missing_packages(impl)
+    if missing:
+        return skipped(cfg, impl.framework, variant,
+                       f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
+    env = {**os.environ, **{name: str(cfg.threads) for name in THREAD_ENV}}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out)]
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s")
+        if out.exists():
+            return RunResult.from_json(out.read_text())
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        return _failed(cfg, impl, variant, f"{how}: {last}")
+
+
+def _failed(cfg: RunConfig, impl: Implementation, variant: str, reason: str) -> RunResult:
+    result = skipped(cfg, impl.framework, variant, reason)
+    result.status = "failed"
+    return result
+
+
+def reference_for(cfg: RunConfig) -> list[float]:
+    from threadpoolctl import threadpool_limits
+
+    from common.reference import reference_losses
+
+    with threadpool_limits(limits=cfg.threads):
+        return reference_losses(cfg, make_problem(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_args(argv)
+    runs = plan(args)
+    reference = reference_for(cfg)
+    results: list[RunResult] = []
+    for i, (impl, variant, device) in enumerate(runs, start=1):
+        run_cfg = dataclasses.replace(cfg, device=device)
+        print(f"[{i}/{len(runs)}] {impl.framework}/{variant}/{device}/{cfg.dtype} ...", end="", file=sys.stderr, flush=True)
+        result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
+        print(f" {result.status}", file=sys.stderr, flush=True)
+        results.append(result)
+        if args.out is not None:  # rewritten after each run: an interrupted comparison keeps what finished
+            write_json_atomic(args.out / "results.json", results_document(cfg, results))
+
+    print(f"\nN={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, {cfg.steps} steps, lr={cfg.lr:g}, "
+          f"{cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; median over steps after step 1 + {cfg.warmup} warm-up\n")
+    print(format_table(results))
+    matched, line = verdict(results)
+    print(f"\n{line}")
+    if args.out is not None:
+        print(f"wrote {args.out / 'results.json'}")
+    return 0 if matched else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The two-layer net in PyTorch, four ways, as the lecture climbs the abstraction ladder.
+
+- tensors:  torch tensors as a GPU-capable NumPy; the backward pass written by hand.
+- autograd: the same forward pass; autograd builds the graph on the fly and differentiates it.
+- module:   nn.Sequential of Linear layers, nn.MSELoss(reduction="sum"), optim.SGD.
+- compile:  the module variant with its forward and loss compiled by torch.compile.
+
+Run alone: python -m implementations.pytorch --variant autograd --device cpu --json out.json
+"""
+
+from __future__ import annotations
+
+import torch
+
+from common import runner
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer, no_sync
+
+FRAMEWORK = "torch"
+VARIANTS = ("tensors", "autograd", "module", "compile")
+
+
+def build_tensors(x, y, w1, w2, lr):
+    def step():
+        # Forward pass: compute predicted y
+        h = x.mm(w1)
+        h_relu = h.clamp(min=0)
+        y_pred = h_relu.mm(w2)
+        loss = (y_pred - y).pow(2).sum()
+
+        # Backward pass by hand, exactly as the NumPy reference does it
+        grad_y_pred = 2.0 * (y_pred - y)
+        grad_w2 = h_relu.t().mm(grad_y_pred)
+        grad_h = grad_y_pred.mm(w2.t())
+        grad_h[h < 0] = 0
+        grad_w1 = x.t().mm(grad_h)
+
+        w1.sub_(lr * grad_w1)
+        w2.sub_(lr * grad_w2)
+        return loss.item()
+
+    return step
+
+
+def build_autograd(x, y, w1, w2, lr):
+    w1.requires_grad_(True)
+    w2.requires_grad_(True)
+
+    def step():
+        # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
+        y_pred = x.mm(w1).clamp(min=0).mm(w2)
+        loss = (y_pred - y).pow(2).sum()
+        loss.backward()
+
+        with torch.no_grad():  # the update itself must not become part of the next graph
+            w1.sub_(lr * w1.grad)
+            w2.sub_(lr * w2.grad)
+            w1.grad = None  # cheaper than zeroing: the next backward allocates fresh
+            w2.grad = None
+        return loss.item()
+
+    return step
+
+
+def _sequential(w1, w2):
+    """nn.Sequential holding the Problem's weights (Linear stores W as (out, in), hence .t())."""
+    d_in, h = w1.shape
+    d_out = w2.shape[1]
+    opts = {"bias": False, "device": w1.device, "dtype": w1.dtype}
+    model = torch.nn.Sequential(
+        torch.nn.Linear(d_in, h, **opts),
+        torch.nn.ReLU(),
+        torch.nn.Linear(h, d_out, **opts),
+    )
+    with torch.no_grad():
+        model[0].weight.copy_(w1.t())
+        model[2].weight.copy_(w2.t())
+    return model
+
+
+def build_module(x, y, w1, w2, lr):
+    model = _sequential(w1, w2)
+    loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step():
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def build_compile(x, y, w1, w2, lr):
+    model = _sequential(w1, w2)
+    loss_fn = torch.nn.MSELoss(reduction="sum")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+
+    # Dynamo traces forward + loss into one graph; AOTAutograd derives and compiles its
+    # backward too. Compilation happens on the first call, which the harness counts as setup.
+    @torch.compile
+    def forward_loss(x, y):
+        return loss_fn(model(x), y)
+
+    def step():
+        loss = forward_loss(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+BUILDERS = {"tensors": build_tensors, "autograd": build_autograd, "module": build_module, "compile": build_compile}
+
+
+def _device(cfg: RunConfig) -> torch.device:
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")
+    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda")
+
+
+def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    torch.set_num_threads(cfg.threads)
+    device = _device(cfg)
+    # torch.tensor copies: training in place must never write into the shared Problem.
+    x, y, w1, w2 = (torch.tensor(a, device=device) for a in problem)
+    step = BUILDERS[variant](x, y, w1, w2, cfg.lr)
+    return Trainer(step, torch.cuda.synchronize if device.type == "cuda" else no_sync)
+
+
+def train(cfg: RunConfig, problem: Problem, variant: str = "autograd"):
+    return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
+                               versions={"torch": torch.__version__})
+
+
+if __name__ == "__main__":
+    runner.main(FRAMEWORK, VARIANTS, train)
