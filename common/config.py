@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 DTYPES = ("float32", "float64")
@@ -92,6 +93,12 @@ class RunConfig:
 
 class CliParser(argparse.ArgumentParser):
     """argparse with a one-line error: the bad value and what is allowed, exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse reads "-1e-6" as an option (its pattern lacks exponents), which would turn
+        # "--lr -1e-6" into "expected one argument" instead of naming the bad value.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -1,0 +1,89 @@
+"""compare.py end to end on a tiny configuration, through its real command line."""
+
+import importlib
+import json
+
+import pytest
+
+from common.result import SCHEMA_VERSION, STATUSES, RunResult
+from compare import run_one
+from implementations import REGISTRY, Implementation, missing_packages
+from tests.conftest import small_config
+
+TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3",
+        "--threads", "1", "--warmup", "2")
+RUN_KEYS = {"framework", "variant", "device", "dtype", "losses", "step_times_s", "setup_s", "status",
+            "max_rel_err", "error"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compare_end_to_end_writes_results_json(cli, tmp_path, dtype):
+    proc = cli("compare.py", *TINY, "--dtype", dtype, "--frameworks", "numpy,torch", "--variants",
+               "manual,tensors,autograd,module", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["config"]["steps"] == 30 and doc["config"]["dtype"] == dtype
+    runs = doc["runs"]
+    expected = [("numpy", "manual")] + [("torch", v) for v in ("tensors", "autograd", "module")]
+    assert [(r["framework"], r["variant"]) for r in runs] == expected
+    for run in runs:
+        assert RUN_KEYS <= run.keys() and run["status"] in STATUSES
+        if run["status"] == "skipped":  # torch absent on this machine
+            assert "pip install" in run["error"]
+            continue
+        assert run["status"] == "ok" and run["dtype"] == dtype and run["device"] == "cpu"
+        assert len(run["losses"]) == len(run["step_times_s"]) == 30
+        assert run["max_rel_err"] <= doc["tolerance"][dtype] and run["setup_s"] > 0
+        assert RunResult.from_dict(run).losses == run["losses"]
+    assert "verdict: all" in proc.stdout
+    for column in ("final loss", "max rel err", "match", "setup s", "median ms (IQR)", "steps/s", "x fastest"):
+        assert column in proc.stdout
+    assert "[4/4]" in proc.stderr  # progress
+
+
+def test_device_all_without_gpu_keeps_cpu_rows_and_skips_gpu_rows(cli, tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = cli("compare.py", *TINY, "--frameworks", "numpy,torch", "--variants", "manual,autograd",
+               "--device", "all", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    status = {(r["framework"], r["device"]): (r["status"], r["error"]) for r in runs}
+    assert status[("numpy", "cpu")][0] == status[("torch", "cpu")][0] == "ok"
+    assert status[("torch", "gpu")] == ("skipped", "no CUDA device")
+    assert status[("numpy", "gpu")] == ("skipped", "NumPy runs on the CPU only")
+
+
+def test_nothing_that_ran_is_a_failure_exit(cli):
+    proc = cli("compare.py", *TINY, "--frameworks", "numpy", "--device", "gpu")
+    assert proc.returncode == 1
+    assert "verdict: nothing ran" in proc.stdout and "NumPy runs on the CPU only" in proc.stdout
+
+
+def test_diverging_run_is_reported_not_matched(cli, tmp_path):
+    proc = cli("compare.py", *TINY, "--lr", "10", "--frameworks", "numpy", "--out", str(tmp_path))
+    assert proc.returncode == 1
+    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    assert run["status"] == "diverged" and run["error"].startswith("diverged at step")
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_framework_is_a_skipped_row_naming_the_extra():
+    ghost = Implementation("ghost", "implementations.ghost", ("x",), ("no_such_package_xyz",), "ghost")
+    assert missing_packages(ghost) == ["no_such_package_xyz"]
+    result = run_one(ghost, "x", small_config(), timeout_s=10)
+    assert result.status == "skipped"
+    assert result.error == "no_such_package_xyz not installed: pip install -e '.[ghost]'"
+
+
+@pytest.mark.parametrize("impl", REGISTRY.values(), ids=lambda i: i.framework)
+def test_registry_lists_exactly_each_module_variants(impl):
+    if missing_packages(impl):
+        pytest.skip(f"{impl.framework} not installed")
+    module = importlib.import_module(impl.module)
+    assert module.VARIANTS == impl.variants
+    assert module.FRAMEWORK == impl.framework

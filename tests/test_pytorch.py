@@ -1,0 +1,59 @@
+"""Every PyTorch variant computes the reference's losses on every step of the default run."""
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+
+from common.config import RunConfig
+from common.equivalence import TOLERANCE
+from common.problem import make_problem
+from common.reference import reference_losses
+from common.runner import apply_verdict
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install -e '.[torch]'")
+pytorch = importlib.import_module("implementations.pytorch")
+
+
+@pytest.fixture(scope="module")
+def references():
+    cache = {}
+
+    def get(cfg):
+        key = (cfg.dtype, cfg.steps, cfg.seed)
+        if key not in cache:
+            cache[key] = reference_losses(cfg, make_problem(cfg))
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("variant", pytorch.VARIANTS)
+def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype, references):
+    cfg = RunConfig(dtype=dtype)  # the lecture's sizes, 500 steps
+    result = apply_verdict(pytorch.train(cfg, make_problem(cfg), variant), references(cfg))
+    assert result.status == "ok", result.error
+    assert len(result.losses) == cfg.steps == len(result.step_times_s)
+    assert result.max_rel_err <= TOLERANCE[dtype]
+    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
+    assert result.setup_s >= result.step_times_s[0] > 0
+    assert result.versions["torch"] == torch.__version__ and result.threads == cfg.threads
+
+
+@pytest.mark.parametrize("variant", ["tensors", "autograd", "module"])
+def test_training_never_writes_into_the_shared_problem(variant):
+    cfg = RunConfig(steps=3)
+    problem = make_problem(cfg)
+    before = [a.copy() for a in problem]
+    pytorch.train(cfg, problem, variant)
+    assert all(np.array_equal(a, b) for a, b in zip(before, problem))
+
+
+def test_gpu_without_cuda_is_a_skip_not_a_crash():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the skip path cannot be exercised")
+    cfg = dataclasses.replace(RunConfig(steps=2), device="gpu")
+    with pytest.raises(NotImplementedError, match="no CUDA device"):
+        pytorch.build(cfg, make_problem(cfg), "autograd")

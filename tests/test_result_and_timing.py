@@ -1,0 +1,56 @@
+"""RunResult survives JSON exactly; the timer stops only after the device sync."""
+
+import json
+import math
+
+import pytest
+
+from common.result import RunResult
+from common.timing import Trainer, step_stats, time_steps
+
+
+def test_run_result_json_round_trip_is_lossless():
+    result = RunResult("torch", "autograd", "cpu", "float64", config={"steps": 3, "lr": 1e-6},
+                       losses=[31519526.123456789, 0.1 + 0.2, 5e-324], step_times_s=[1e-3, 2.5e-4, 3.3e-4],
+                       setup_s=0.25, threads=2, versions={"torch": "2.13.0"}, max_rel_err=1.5e-16, worst_step=2)
+    back = RunResult.from_json(result.to_json())
+    assert back == result
+    assert back.losses[1] == 0.1 + 0.2  # bit-exact, not rounded for display
+
+
+def test_non_finite_losses_round_trip_through_strict_json():
+    result = RunResult("numpy", "manual", "cpu", "float32", losses=[1.0, math.inf, -math.inf, math.nan],
+                       status="diverged", error="diverged at step 2")
+    text = result.to_json()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    back = RunResult.from_json(text)
+    assert back.losses[:3] == [1.0, math.inf, -math.inf] and math.isnan(back.losses[3])
+
+
+def test_timer_calls_sync_before_stopping_the_clock_on_every_step():
+    events = []
+
+    def step():
+        events.append("step")
+        return 1.0
+
+    def sync():
+        events.append("sync")
+
+    losses, times = time_steps(Trainer(step, sync), 4)
+    assert events == ["step", "sync"] * 4
+    assert losses == [1.0] * 4 and len(times) == 4 and all(t >= 0 for t in times)
+
+
+def test_timer_stops_at_the_first_non_finite_loss():
+    values = iter([3.0, 2.0, math.nan, 1.0])
+    losses, times = time_steps(Trainer(lambda: next(values)), 4)
+    assert losses[:2] == [3.0, 2.0] and math.isnan(losses[2]) and len(losses) == len(times) == 3
+
+
+def test_step_stats_skip_step_one_and_the_warmup():
+    times = [100.0, 50.0, 40.0] + [1.0, 2.0, 3.0, 4.0, 5.0]
+    stats = step_stats(times, warmup=2)
+    assert stats.n == 5 and stats.median_s == 3.0 and stats.min_s == 1.0 and stats.max_s == 5.0
+    assert stats.iqr_s == 2.0  # quartiles 2 and 4, as numpy.quantile computes them
+    assert step_stats([1.0, 2.0], warmup=1) is None
