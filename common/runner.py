@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import traceback
@@ -82,8 +83,13 @@ def summary_line(result: RunResult) -> str:
     return ", ".join(parts)
 
 
-def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[str] | None = None) -> None:
-    """`python -m <module>`: run one variant, check it against NumPy, optionally write its RunResult."""
+def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[str] | None = None,
+         options: dict[str, dict] | None = None) -> None:
+    """`python -m <module>`: run one variant, check it against NumPy, optionally write its RunResult.
+
+    `options` adds module-specific flags (flag -> argparse keywords); their values reach
+    train() as keyword arguments. compare.py never passes them.
+    """
     from common.reference import reference_losses
 
     parser = CliParser(prog=f"python -m {sys.modules['__main__'].__spec__.name}",
@@ -92,13 +98,15 @@ def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[s
     parser.add_argument("--variant", choices=variants, default=variants[0], help=f"default {variants[0]}")
     parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (default cpu)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the RunResult here as JSON")
+    extra_dests = [parser.add_argument(flag, **kwargs).dest for flag, kwargs in (options or {}).items()]
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
 
-    result = run_guarded(cfg, framework, args.variant, train)
+    extras = {dest: getattr(args, dest) for dest in extra_dests}
+    result = run_guarded(cfg, framework, args.variant, functools.partial(train, **extras))
     if result.status not in ("skipped", "failed"):
         apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
     print(summary_line(result))

@@ -20,6 +20,9 @@ REGISTRY: dict[str, Implementation] = {
     "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None),
     "torch": Implementation("torch", "implementations.pytorch",
                             ("tensors", "autograd", "module", "compile"), ("torch",), "torch"),
+    "tensorflow": Implementation("tensorflow", "implementations.tensorflow_graphs",
+                                 ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
+                                 "tensorflow"),
 }
 
 

@@ -1,0 +1,223 @@
+"""The two-layer net as TensorFlow graphs: build a static graph once, then run it many times.
+
+- feed:      the lecture's first version: placeholders for x, y *and* the weights; the new
+             weights come out of Session.run and are fed back in on every step.
+- variables: weights live in the graph as Variables; assign ops grouped with the loss, so one
+             Session.run does a whole step and the weights never leave the graph.
+- optimizer: GradientDescentOptimizer(lr).minimize(loss) writes those assign ops for you.
+- function:  TF2: the step as a Python function traced once by tf.function into a graph.
+- xla:       the same with jit_compile=True: XLA compiles the traced graph into fused kernels.
+
+As in the lecture, the TF1 variants feed x and y through placeholders on every step.
+Run alone: python -m implementations.tensorflow_graphs --variant feed --dump-graph feed.pbtxt
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the table
+
+import tensorflow as tf  # noqa: E402
+
+from common import runner  # noqa: E402
+from common.config import RunConfig  # noqa: E402
+from common.problem import Problem  # noqa: E402
+from common.timing import Trainer, no_sync  # noqa: E402
+
+v1 = tf.compat.v1
+
+FRAMEWORK = "tensorflow"
+VARIANTS = ("feed", "variables", "optimizer", "function", "xla")
+
+
+def forward_loss(x, y, w1, w2):
+    """The lecture's graph: the same ops in every variant."""
+    h = tf.maximum(tf.matmul(x, w1), 0.0)
+    y_pred = tf.matmul(h, w2)
+    return tf.reduce_sum(tf.square(y_pred - y))
+
+
+# --- TF1: tf.Graph + Session ------------------------------------------------------------------
+
+def graph_feed(problem, lr):
+    dtype = problem.x.dtype
+    x = v1.placeholder(dtype, problem.x.shape, name="x")
+    y = v1.placeholder(dtype, problem.y.shape, name="y")
+    w1 = v1.placeholder(dtype, problem.w1.shape, name="w1")
+    w2 = v1.placeholder(dtype, problem.w2.shape, name="w2")
+    loss = forward_loss(x, y, w1, w2)
+    grad_w1, grad_w2 = tf.gradients(loss, [w1, w2])
+    new_w1 = w1 - lr * grad_w1
+    new_w2 = w2 - lr * grad_w2
+    return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, new_w1=new_w1, new_w2=new_w2, init_feed={})
+
+
+def _variables(problem):
+    # Initialised from placeholders, so the 100k initial values stay out of the GraphDef.
+    w1_init = v1.placeholder(problem.w1.dtype, problem.w1.shape, name="w1_init")
+    w2_init = v1.placeholder(problem.w2.dtype, problem.w2.shape, name="w2_init")
+    w1 = tf.Variable(w1_init, name="w1")
+    w2 = tf.Variable(w2_init, name="w2")
+    return w1, w2, {w1_init: problem.w1, w2_init: problem.w2}
+
+
+def graph_variables(problem, lr):
+    dtype = problem.x.dtype
+    x = v1.placeholder(dtype, problem.x.shape, name="x")
+    y = v1.placeholder(dtype, problem.y.shape, name="y")
+    w1, w2, init_feed = _variables(problem)
+    loss = forward_loss(x, y, w1, w2)
+    grad_w1, grad_w2 = tf.gradients(loss, [w1, w2])
+    # Fetching `updates` with the loss is what makes a step train; fetch the loss alone and
+    # the graph computes it and changes nothing (the lecture's classic bug).
+    updates = tf.group(w1.assign(w1 - lr * grad_w1), w2.assign(w2 - lr * grad_w2))
+    return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, updates=updates, init_feed=init_feed)
+
+
+def graph_optimizer(problem, lr):
+    dtype = problem.x.dtype
+    x = v1.placeholder(dtype, problem.x.shape, name="x")
+    y = v1.placeholder(dtype, problem.y.shape, name="y")
+    w1, w2, init_feed = _variables(problem)
+    loss = forward_loss(x, y, w1, w2)
+    # A Python float learning rate becomes a float32 tensor inside the optimizer and is then
+    # cast to the variables' dtype: in float64 that trains with lr=9.99999997e-7, not 1e-6.
+    updates = v1.train.GradientDescentOptimizer(tf.constant(lr, dtype)).minimize(loss)
+    return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, updates=updates, init_feed=init_feed)
+
+
+GRAPH_BUILDERS = {"feed": graph_feed, "variables": graph_variables, "optimizer": graph_optimizer}
+
+
+def session_config(threads: int) -> v1.ConfigProto:
+    """Thread pools sized through the Session's ConfigProto, as TF1 expects."""
+    return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+
+
+def build_graph(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
+    """The variant's graph and an open Session with its variables initialised."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.device(device):
+        parts = GRAPH_BUILDERS[variant](problem, cfg.lr)
+        init = v1.global_variables_initializer()
+    parts.graph = graph
+    parts.session = v1.Session(graph=graph, config=session_config(cfg.threads))
+    parts.session.run(init, feed_dict=parts.init_feed)
+    return parts
+
+
+def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
+    run = parts.session.run
+    if variant == "feed":
+        values = {parts.x: problem.x, parts.y: problem.y, parts.w1: problem.w1, parts.w2: problem.w2}
+
+        def step():
+            # The weights make a round trip out of the graph and back in every step
+            loss, values[parts.w1], values[parts.w2] = run([parts.loss, parts.new_w1, parts.new_w2],
+                                                           feed_dict=values)
+            return loss
+
+        return step
+
+    values = {parts.x: problem.x, parts.y: problem.y}
+
+    def step():
+        loss, _ = run([parts.loss, parts.updates], feed_dict=values)
+        return loss
+
+    return step
+
+
+# --- TF2: tf.function over Variables ----------------------------------------------------------
+
+def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
+    _set_eager_threads(cfg.threads)
+    with tf.device(device):
+        x, y = tf.constant(problem.x), tf.constant(problem.y)
+        w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
+    lr = tf.constant(cfg.lr, dtype=problem.x.dtype)
+
+    @tf.function(jit_compile=(variant == "xla"))
+    def train_step(x, y):
+        # The tape records the forward pass; tracing turns all of it into one graph
+        with tf.GradientTape() as tape:
+            loss = forward_loss(x, y, w1, w2)
+        grad_w1, grad_w2 = tape.gradient(loss, [w1, w2])
+        w1.assign_sub(lr * grad_w1)
+        w2.assign_sub(lr * grad_w2)
+        return loss
+
+    return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, train_step=train_step,
+                           step=lambda: train_step(x, y).numpy())
+
+
+def _set_eager_threads(threads: int) -> None:
+    """TF2 thread pools can be sized only before the first op runs in this process."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised (several runs in one process, as in the tests): check below
+    actual = tf.config.threading.get_intra_op_parallelism_threads()
+    if actual not in (threads, 0):
+        raise NotImplementedError(f"TensorFlow already runs with {actual} threads in this process, not {threads}")
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+def _device(cfg: RunConfig) -> str:
+    if cfg.device == "cpu":
+        return "/CPU:0"
+    if not tf.config.list_physical_devices("GPU"):
+        raise NotImplementedError("no GPU visible to TensorFlow")
+    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return "/GPU:0"
+
+
+def build_parts(cfg: RunConfig, problem: Problem, variant: str) -> SimpleNamespace:
+    """Build the variant; the result's .trainer steps it, the rest exposes the graph for tests."""
+    device = _device(cfg)
+    sync = tf.test.experimental.sync_devices if device.startswith("/GPU") else no_sync
+    if variant in GRAPH_BUILDERS:
+        parts = build_graph(cfg, problem, variant, device)
+        parts.trainer = Trainer(session_step(parts, problem, variant), sync)
+    else:
+        parts = build_function(cfg, problem, variant, device)
+        parts.trainer = Trainer(parts.step, sync)
+    return parts
+
+
+def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    return build_parts(cfg, problem, variant).trainer
+
+
+def graph_def(parts: SimpleNamespace):
+    """The GraphDef that ran: the Session's graph, or the graph tf.function traced."""
+    if hasattr(parts, "graph"):
+        return parts.graph.as_graph_def()
+    return parts.train_step.get_concrete_function(parts.x, parts.y).graph.as_graph_def()
+
+
+def train(cfg: RunConfig, problem: Problem, variant: str = "variables", dump_graph: Path | None = None):
+    built = {}
+
+    def build_and_keep():
+        built["parts"] = build_parts(cfg, problem, variant)
+        return built["parts"].trainer
+
+    result = runner.run_training(cfg, FRAMEWORK, variant, build_and_keep, versions={"tensorflow": tf.__version__})
+    if dump_graph is not None:
+        Path(dump_graph).write_text(str(graph_def(built["parts"])))
+    if "session" in built["parts"].__dict__:
+        built["parts"].session.close()
+    return result
+
+
+if __name__ == "__main__":
+    runner.main(FRAMEWORK, VARIANTS, train, options={
+        "--dump-graph": dict(type=Path, metavar="PATH", help="write the graph that ran, as GraphDef text"),
+    })
