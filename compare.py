@@ -18,7 +18,7 @@ from common.problem import make_problem
 from common.report import format_table, results_document, verdict, write_json_atomic
 from common.result import RunResult
 from common.runner import apply_verdict, skipped
-from implementations import REGISTRY, Implementation, missing_packages
+from implementations import ALIASES, REGISTRY, Implementation, missing_packages
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None):
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args, device="cpu")
-        args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks")
+        args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks", ALIASES)
         all_variants = [v for f in args.frameworks for v in REGISTRY[f].variants]
         args.variants = _pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")
         args.devices = _pick(args.device, list(DEVICES), "--device")
@@ -49,14 +49,17 @@ def parse_args(argv: list[str] | None):
     return args, cfg
 
 
-def _pick(text: str, allowed: list[str], flag: str) -> list[str]:
+def _pick(text: str, allowed: list[str], flag: str, aliases: dict[str, list[str]] | None = None) -> list[str]:
     if text == "all":
         return allowed
+    aliases = aliases or {}
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in allowed]
+    unknown = [n for n in names if n not in allowed and n not in aliases]
     if unknown or not names:
-        raise ConfigError(f"{flag}: unknown {', '.join(unknown) or 'empty list'}; allowed: {', '.join(allowed)} or all")
-    return names
+        choices = ", ".join([*allowed, *aliases])
+        raise ConfigError(f"{flag}: unknown {', '.join(unknown) or 'empty list'}; allowed: {choices} or all")
+    expanded = [m for n in names for m in aliases.get(n, [n])]
+    return list(dict.fromkeys(expanded))
 
 
 def _check_writable(out: Path) -> None:
@@ -86,7 +89,7 @@ def run_one(impl: Implementation, variant: str, cfg: RunConfig, timeout_s: float
     if missing:
         return skipped(cfg, impl.framework, variant,
                        f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
-    env = {**os.environ, **{name: str(cfg.threads) for name in THREAD_ENV}}
+    env = {**os.environ, **{name: str(cfg.threads) for name in THREAD_ENV}, **dict(impl.env)}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out)]

@@ -15,32 +15,61 @@ def no_sync() -> None:
     """The sync hook for host-only work: the step has finished when it returns."""
 
 
-class Trainer(NamedTuple):
-    """What an implementation's build() returns: one SGD step and its device barrier."""
+class StepClock:
+    """The harness's clock: each lap is one SGD step, ended only after the device sync.
 
-    step: Callable[[], float]  # runs one SGD step, returns that step's loss (before the update)
+    A lap's time runs from the previous lap (or start()), so whatever a framework does
+    between steps (fetching the next batch, its callbacks) is counted, not hidden.
+    """
+
+    def __init__(self, sync: Callable[[], None] = no_sync):
+        self.sync = sync
+        self.losses: list[float] = []
+        self.times_s: list[float] = []
+        self._last_ns = 0
+
+    def start(self) -> None:
+        self._last_ns = time.perf_counter_ns()
+
+    def lap(self, loss) -> bool:
+        """Record one finished step; False once the loss is NaN/inf (stop: the rest is noise)."""
+        self.sync()
+        value = float(loss)
+        now_ns = time.perf_counter_ns()
+        self.times_s.append((now_ns - self._last_ns) * 1e-9)
+        self.losses.append(value)
+        self._last_ns = now_ns
+        return math.isfinite(value)
+
+
+class Trainer(NamedTuple):
+    """What an implementation's build() returns: a step and its device barrier.
+
+    `step()` runs one SGD step and returns its loss (computed before the update). A
+    framework whose own loop drives the steps (Keras fit) gives `run(steps, clock)`
+    instead, and calls clock.start() once and clock.lap(loss) after every step.
+    """
+
+    step: Callable[[], float] | None = None
     sync: Callable[[], None] = no_sync  # waits until the device has finished queued work
+    run: Callable[[int, StepClock], None] | None = None
 
 
 def time_steps(trainer: Trainer, steps: int) -> tuple[list[float], list[float]]:
     """Run `steps` SGD steps; return per-step losses and wall times in seconds.
 
-    The clock stops only after `sync()`, so queued device work is counted. Stops early at
-    the first non-finite loss: everything after it would be noise.
+    Stops early at the first non-finite loss.
     """
-    losses: list[float] = []
-    times_s: list[float] = []
-    step, sync = trainer.step, trainer.sync
-    clock = time.perf_counter_ns
+    clock = StepClock(trainer.sync)
+    if trainer.run is not None:
+        trainer.run(steps, clock)
+        return clock.losses, clock.times_s
+    step = trainer.step
+    clock.start()
     for _ in range(steps):
-        start_ns = clock()
-        loss = float(step())
-        sync()
-        times_s.append((clock() - start_ns) * 1e-9)
-        losses.append(loss)
-        if not math.isfinite(loss):
+        if not clock.lap(step()):
             break
-    return losses, times_s
+    return clock.losses, clock.times_s
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ class Implementation(NamedTuple):
     variants: tuple[str, ...]  # must equal the module's VARIANTS (a test checks)
     requires: tuple[str, ...]  # importable packages it needs
     extra: str | None  # pip extra that installs them
+    env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
 
 
 REGISTRY: dict[str, Implementation] = {
@@ -24,6 +25,15 @@ REGISTRY: dict[str, Implementation] = {
                                  ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
                                  "tensorflow"),
 }
+
+# Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
+# (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.
+for _backend in ("tensorflow", "torch", "jax"):
+    REGISTRY[f"keras-{_backend}"] = Implementation(
+        f"keras-{_backend}", "implementations.keras_api", ("fit", "train_on_batch"), ("keras", _backend),
+        "keras" if _backend == "tensorflow" else f"keras,{_backend}", (("KERAS_BACKEND", _backend),))
+
+ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}
 
 
 def missing_packages(impl: Implementation) -> list[str]:

@@ -1,14 +1,16 @@
 """compare.py end to end on a tiny configuration, through its real command line."""
 
-import importlib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from common.result import SCHEMA_VERSION, STATUSES, RunResult
 from compare import run_one
 from implementations import REGISTRY, Implementation, missing_packages
-from tests.conftest import small_config
+from tests.conftest import ROOT, small_config
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2")
@@ -82,8 +84,11 @@ def test_missing_framework_is_a_skipped_row_naming_the_extra():
 
 @pytest.mark.parametrize("impl", REGISTRY.values(), ids=lambda i: i.framework)
 def test_registry_lists_exactly_each_module_variants(impl):
+    # In a subprocess with the entry's environment: a Keras module's name depends on its backend.
     if missing_packages(impl):
         pytest.skip(f"{impl.framework} not installed")
-    module = importlib.import_module(impl.module)
-    assert module.VARIANTS == impl.variants
-    assert module.FRAMEWORK == impl.framework
+    code = f"import json, {impl.module} as m; print(json.dumps([m.FRAMEWORK, list(m.VARIANTS)]))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **dict(impl.env)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [impl.framework, list(impl.variants)]
