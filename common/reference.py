@@ -54,7 +54,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str = "manual") -> Trainer:
             w2 -= grad_w2
         return loss
 
-    return Trainer(step)
+    return Trainer(step, weights=lambda: (w1.copy(), w2.copy()))
 
 
 def reference_losses(cfg: RunConfig, problem: Problem) -> list[float]:
@@ -68,9 +68,9 @@ def reference_losses(cfg: RunConfig, problem: Problem) -> list[float]:
     return losses
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "manual"):
+def train(cfg: RunConfig, problem: Problem, variant: str = "manual", save_weights=None):
     return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
-                               versions={"numpy": np.__version__})
+                               versions={"numpy": np.__version__}, save_weights=save_weights)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.equivalence import judge
 from common.problem import Problem, make_problem
@@ -19,8 +21,11 @@ TrainFn = Callable[[RunConfig, Problem, str], RunResult]
 
 
 def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[], Trainer],
-                 versions: dict, note: str | None = None) -> RunResult:
-    """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns."""
+                 versions: dict, note: str | None = None, save_weights: Path | None = None) -> RunResult:
+    """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns.
+
+    With `save_weights`, the trained (w1, w2) are written there as .npz (untimed).
+    """
     from threadpoolctl import threadpool_limits
 
     result = RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
@@ -33,6 +38,9 @@ def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
         result.losses, result.step_times_s = time_steps(trainer, cfg.steps)
     result.setup_s = build_s + result.step_times_s[0]
+    if save_weights is not None:
+        w1, w2 = trainer.weights()
+        np.savez(save_weights, w1=np.asarray(w1), w2=np.asarray(w2))
     return result
 
 
@@ -98,6 +106,8 @@ def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[s
     parser.add_argument("--variant", choices=variants, default=variants[0], help=f"default {variants[0]}")
     parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (default cpu)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the RunResult here as JSON")
+    parser.add_argument("--save-weights", metavar="PATH", type=Path,
+                        help="write the trained w1, w2 here (.npz), e.g. for export to ONNX")
     extra_dests = [parser.add_argument(flag, **kwargs).dest for flag, kwargs in (options or {}).items()]
     args = parser.parse_args(argv)
     try:
@@ -105,7 +115,7 @@ def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[s
     except ConfigError as exc:
         parser.error(str(exc))
 
-    extras = {dest: getattr(args, dest) for dest in extra_dests}
+    extras = {dest: getattr(args, dest) for dest in [*extra_dests, "save_weights"]}
     result = run_guarded(cfg, framework, args.variant, functools.partial(train, **extras))
     if result.status not in ("skipped", "failed"):
         apply_verdict(result, reference_losses(cfg, make_problem(cfg)))

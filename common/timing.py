@@ -41,6 +41,20 @@ class StepClock:
         self._last_ns = now_ns
         return math.isfinite(value)
 
+    def laps_evenly(self, losses) -> None:
+        """Record steps that ran inside one call: each gets the call's time / len(losses).
+
+        Losses after the first NaN/inf are dropped, as lap() would have stopped there.
+        """
+        self.sync()
+        elapsed_s = (time.perf_counter_ns() - self._last_ns) * 1e-9
+        values = [float(v) for v in losses]
+        for i, value in enumerate(values):
+            self.times_s.append(elapsed_s / max(len(values), 1))
+            self.losses.append(value)
+            if not math.isfinite(value):
+                break
+
 
 class Trainer(NamedTuple):
     """What an implementation's build() returns: a step and its device barrier.
@@ -53,6 +67,7 @@ class Trainer(NamedTuple):
     step: Callable[[], float] | None = None
     sync: Callable[[], None] = no_sync  # waits until the device has finished queued work
     run: Callable[[int, StepClock], None] | None = None
+    weights: Callable[[], tuple] | None = None  # the current (w1, w2) as NumPy arrays, for export
 
 
 def time_steps(trainer: Trainer, steps: int) -> tuple[list[float], list[float]]:

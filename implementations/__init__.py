@@ -24,6 +24,7 @@ REGISTRY: dict[str, Implementation] = {
     "tensorflow": Implementation("tensorflow", "implementations.tensorflow_graphs",
                                  ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
                                  "tensorflow"),
+    "onnx": Implementation("onnx", "implementations.onnx_runtime", ("step", "loop"), ("onnx", "onnxruntime"), "onnx"),
 }
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry

@@ -192,9 +192,10 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     with _device_scope(device):
         model = make_model(problem, cfg.lr, cfg.dtype)
     x, y = np.array(problem.x), np.array(problem.y)
+    weights = lambda: tuple(model.get_weights())  # noqa: E731
     if variant == "fit":
-        return Trainer(sync=sync, run=_in_device(device, build_fit(model, x, y)))
-    return Trainer(_in_device(device, build_train_on_batch(model, x, y)), sync)
+        return Trainer(sync=sync, run=_in_device(device, build_fit(model, x, y)), weights=weights)
+    return Trainer(_in_device(device, build_train_on_batch(model, x, y)), sync, weights=weights)
 
 
 def _device_scope(device: str):
@@ -220,10 +221,10 @@ def versions() -> dict:
     return found
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "fit"):
+def train(cfg: RunConfig, problem: Problem, variant: str = "fit", save_weights=None):
     note = "fit: times are the gaps between fit's batch-end callbacks" if variant == "fit" else None
     return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
-                               versions=versions(), note=note)
+                               versions=versions(), note=note, save_weights=save_weights)
 
 
 if __name__ == "__main__":

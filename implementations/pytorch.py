@@ -40,7 +40,7 @@ def build_tensors(x, y, w1, w2, lr):
         w2.sub_(lr * grad_w2)
         return loss.item()
 
-    return step
+    return step, (w1, w2)
 
 
 def build_autograd(x, y, w1, w2, lr):
@@ -60,7 +60,7 @@ def build_autograd(x, y, w1, w2, lr):
             w2.grad = None
         return loss.item()
 
-    return step
+    return step, (w1, w2)
 
 
 def _sequential(w1, w2):
@@ -79,6 +79,11 @@ def _sequential(w1, w2):
     return model
 
 
+def _weights_of(model):
+    """The Sequential's weights as the lecture's (D_in, H) and (H, D_out) views."""
+    return model[0].weight.t(), model[2].weight.t()
+
+
 def build_module(x, y, w1, w2, lr):
     model = _sequential(w1, w2)
     loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
@@ -91,7 +96,7 @@ def build_module(x, y, w1, w2, lr):
         optimizer.step()
         return loss.item()
 
-    return step
+    return step, _weights_of(model)
 
 
 def build_compile(x, y, w1, w2, lr):
@@ -112,7 +117,7 @@ def build_compile(x, y, w1, w2, lr):
         optimizer.step()
         return loss.item()
 
-    return step
+    return step, _weights_of(model)
 
 
 BUILDERS = {"tensors": build_tensors, "autograd": build_autograd, "module": build_module, "compile": build_compile}
@@ -134,13 +139,14 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     device = _device(cfg)
     # torch.tensor copies: training in place must never write into the shared Problem.
     x, y, w1, w2 = (torch.tensor(a, device=device) for a in problem)
-    step = BUILDERS[variant](x, y, w1, w2, cfg.lr)
-    return Trainer(step, torch.cuda.synchronize if device.type == "cuda" else no_sync)
+    step, weights = BUILDERS[variant](x, y, w1, w2, cfg.lr)
+    return Trainer(step, torch.cuda.synchronize if device.type == "cuda" else no_sync,
+                   weights=lambda: tuple(w.detach().cpu().numpy().copy() for w in weights))
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "autograd"):
+def train(cfg: RunConfig, problem: Problem, variant: str = "autograd", save_weights=None):
     return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
-                               versions={"torch": torch.__version__})
+                               versions={"torch": torch.__version__}, save_weights=save_weights)
 
 
 if __name__ == "__main__":

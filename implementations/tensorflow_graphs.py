@@ -120,7 +120,7 @@ def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
                                                            feed_dict=values)
             return loss
 
-        return step
+        return step, lambda: (values[parts.w1], values[parts.w2])
 
     values = {parts.x: problem.x, parts.y: problem.y}
 
@@ -128,7 +128,7 @@ def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
         loss, _ = run([parts.loss, parts.updates], feed_dict=values)
         return loss
 
-    return step
+    return step, lambda: tuple(run([parts.w1, parts.w2]))
 
 
 # --- TF2: tf.function over Variables ----------------------------------------------------------
@@ -151,7 +151,7 @@ def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) 
         return loss
 
     return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, train_step=train_step,
-                           step=lambda: train_step(x, y).numpy())
+                           step=lambda: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()))
 
 
 def _set_eager_threads(threads: int) -> None:
@@ -184,10 +184,11 @@ def build_parts(cfg: RunConfig, problem: Problem, variant: str) -> SimpleNamespa
     sync = tf.test.experimental.sync_devices if device.startswith("/GPU") else no_sync
     if variant in GRAPH_BUILDERS:
         parts = build_graph(cfg, problem, variant, device)
-        parts.trainer = Trainer(session_step(parts, problem, variant), sync)
+        step, weights = session_step(parts, problem, variant)
+        parts.trainer = Trainer(step, sync, weights=weights)
     else:
         parts = build_function(cfg, problem, variant, device)
-        parts.trainer = Trainer(parts.step, sync)
+        parts.trainer = Trainer(parts.step, sync, weights=parts.weights)
     return parts
 
 
@@ -202,14 +203,16 @@ def graph_def(parts: SimpleNamespace):
     return parts.train_step.get_concrete_function(parts.x, parts.y).graph.as_graph_def()
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "variables", dump_graph: Path | None = None):
+def train(cfg: RunConfig, problem: Problem, variant: str = "variables", dump_graph: Path | None = None,
+          save_weights: Path | None = None):
     built = {}
 
     def build_and_keep():
         built["parts"] = build_parts(cfg, problem, variant)
         return built["parts"].trainer
 
-    result = runner.run_training(cfg, FRAMEWORK, variant, build_and_keep, versions={"tensorflow": tf.__version__})
+    result = runner.run_training(cfg, FRAMEWORK, variant, build_and_keep, versions={"tensorflow": tf.__version__},
+                                 save_weights=save_weights)
     if dump_graph is not None:
         Path(dump_graph).write_text(str(graph_def(built["parts"])))
     if "session" in built["parts"].__dict__:
