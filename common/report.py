@@ -48,10 +48,7 @@ def format_table(results: list[RunResult]) -> str:
     """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
     medians = [m for m in (_median_s(r) for r in results) if m]
     fastest = min(medians) if medians else None
-    rows = [list(COLUMNS)] + [_row(r, fastest) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = _aligned([list(COLUMNS)] + [_row(r, fastest) for r in results])
     notes = [f"  {r.name}: {r.error}" for r in results if r.error]
     notes += [f"  {r.name}: {r.note}" for r in results if r.note and r.status == "ok"]
     if any((s := step_stats(r.step_times_s, r.config.get("warmup", 0))) and s.noisy
@@ -60,6 +57,28 @@ def format_table(results: list[RunResult]) -> str:
     if notes:
         lines += ["", "notes:"] + notes
     return "\n".join(lines)
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match")
+
+
+def format_deploy_table(rows: list[dict], tolerance: dict) -> str:
+    """The inference table: one row per (model, runtime, batch)."""
+    body = [list(DEPLOY_COLUMNS)]
+    for r in rows:
+        err = r["max_rel_err"]
+        body.append([r["model"], r["runtime"], str(r["batch"]), r["dtype"],
+                     f"{r['median_s'] * 1e6:.1f} ({r['iqr_s'] * 1e6:.1f})", f"{r['batch'] / r['median_s']:,.0f}",
+                     "(source)" if err is None else f"{err:.1e}",
+                     "" if err is None else ("yes" if err <= tolerance[r["dtype"]] else "NO")])
+    return "\n".join(_aligned(body))
 
 
 def verdict(results: list[RunResult]) -> tuple[bool, str]:

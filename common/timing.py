@@ -87,6 +87,18 @@ def time_steps(trainer: Trainer, steps: int) -> tuple[list[float], list[float]]:
     return clock.losses, clock.times_s
 
 
+def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:
+    """Wall time of each of `repeats` calls (inference latency), clock stopped after sync()."""
+    times_s = []
+    clock = time.perf_counter_ns
+    for _ in range(repeats):
+        start_ns = clock()
+        call()
+        sync()
+        times_s.append((clock() - start_ns) * 1e-9)
+    return times_s
+
+
 @dataclass(frozen=True)
 class StepStats:
     """Summary of the timed steps after warm-up."""

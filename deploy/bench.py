@@ -1,0 +1,81 @@
+"""One exported model: its ONNX Runtime output against its source framework, and both latencies.
+
+python -m deploy.bench --source torch --weights w.npz --model-dir models/ --json rows.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from common.config import CliParser, ConfigError, add_config_args, config_from_args
+from common.problem import make_serving_batch
+from common.timing import step_stats, time_calls
+from deploy.export import EXPORTERS
+
+SOURCE_RUNTIME = {"predict_net": "numpy", "torch": "torch", "keras": "keras-tensorflow"}
+# ONNX Runtime vs the exporting framework on the same fresh input, max |a - b| / max |b|.
+# Measured (README, "Deploy"): float32 <= 7.3e-7, float64 <= 1e-15; the bounds leave >10x margin.
+DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
+
+
+def max_rel_diff(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), np.finfo(want.dtype).tiny))
+
+
+def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir: Path, threads: int,
+          repeats: int, warmup: int) -> list[dict]:
+    """Rows (model, runtime, batch) for batch 1 and batch len(x)."""
+    import onnxruntime as ort
+
+    from implementations.onnx_runtime import session_options
+
+    path, forward = EXPORTERS[source](w1, w2, model_dir)
+    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rows = []
+    for batch in dict.fromkeys((1, len(x))):
+        xb = np.ascontiguousarray(x[:batch])
+        err = max_rel_diff(session.run(None, {name: xb})[0], forward(xb))
+        runtimes = {"onnxruntime": lambda: session.run(None, {name: xb}), SOURCE_RUNTIME[source]: lambda: forward(xb)}
+        for runtime, call in runtimes.items():
+            stats = step_stats(time_calls(call, 1 + warmup + repeats), warmup)
+            rows.append({"model": path.name, "source": source, "runtime": runtime, "batch": batch,
+                         "dtype": str(x.dtype), "median_s": stats.median_s, "iqr_s": stats.iqr_s,
+                         "max_rel_err": err if runtime == "onnxruntime" else None})  # None: the source itself
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = CliParser(prog="python -m deploy.bench", description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    parser.add_argument("--source", choices=sorted(EXPORTERS), required=True)
+    parser.add_argument("--device", choices=["cpu"], default="cpu", help="the deploy table is measured on the CPU")
+    parser.add_argument("--weights", type=Path, required=True, help="trained w1, w2 (.npz from --save-weights)")
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls per row (default 200)")
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    from threadpoolctl import threadpool_limits
+
+    weights = np.load(args.weights)
+    w1, w2 = (np.ascontiguousarray(weights[k].astype(cfg.dtype)) for k in ("w1", "w2"))
+    if args.source == "torch":
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    args.model_dir.mkdir(parents=True, exist_ok=True)
+    with threadpool_limits(limits=cfg.threads):
+        rows = bench(args.source, w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats, cfg.warmup)
+    args.json.write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Export trained weights to ONNX: our own predict_net, and each framework's own exporter.
+
+Each exporter returns (path, forward): the checked .onnx file and the source's own forward
+pass, so the ONNX Runtime output can be compared with the framework that produced it.
+Frameworks are imported inside the exporter that needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def numpy_forward(w1: np.ndarray, w2: np.ndarray):
+    """The reference's forward pass (common/reference.py) with fixed weights."""
+    return lambda x: np.maximum(x @ w1, 0) @ w2
+
+
+def export_predict_net(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
+    """predict_net.onnx built with onnx.helper; its source is the NumPy forward pass."""
+    from implementations.onnx_runtime import predict_net, save_checked
+
+    return save_checked(predict_net(w1, w2), model_dir / "predict_net.onnx"), numpy_forward(w1, w2)
+
+
+def export_torch(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
+    """torch.onnx.export (the torch.export-based exporter) of the `module` variant's nn.Sequential."""
+    import onnx
+    import torch
+
+    from implementations.pytorch import _sequential
+
+    model = _sequential(torch.tensor(w1), torch.tensor(w2)).eval()
+    path = model_dir / "torch_export.onnx"
+    example = torch.zeros(2, w1.shape[0], dtype=model[0].weight.dtype)
+    torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y_pred"],
+                      dynamic_shapes=({0: torch.export.Dim("N")},), verbose=False)
+    onnx.checker.check_model(str(path), full_check=True)
+
+    def forward(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    return path, forward
+
+
+def export_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
+    """Keras' model.export(format="onnx") (tf2onnx on the TensorFlow backend)."""
+    import keras
+    import onnx
+
+    from implementations.keras_api import make_model
+    from common.problem import Problem
+
+    dtype = str(w1.dtype)
+    keras.config.set_dtype_policy(dtype)
+    keras.config.set_floatx(dtype)
+    empty = np.zeros((1, 1), dtype)
+    model = make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=dtype)
+    model(np.zeros((1, w1.shape[0]), dtype))  # export needs a model that has been called
+    path = model_dir / "keras_export.onnx"
+    model.export(str(path), format="onnx", verbose=False)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path, lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+EXPORTERS = {"predict_net": export_predict_net, "torch": export_torch, "keras": export_keras}
+# What each source needs installed, besides onnx and onnxruntime, and the pip extra for it.
+NEEDS = {"predict_net": ((), "onnx"), "torch": (("torch", "onnxscript"), "torch,onnx"),
+         "keras": (("keras", "tensorflow", "tf2onnx"), "keras,onnx")}

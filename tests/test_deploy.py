@@ -1,0 +1,113 @@
+"""The deploy path: exported models pass the checker, and ONNX Runtime agrees with their source."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import numpy as np
+import pytest
+
+from common.config import RunConfig
+from common.problem import make_serving_batch
+from deploy import node
+from deploy.bench import DEPLOY_TOLERANCE, bench, max_rel_diff
+from deploy.export import NEEDS, export_predict_net
+from tests.conftest import ROOT
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install -e '.[onnx]'")
+onnx = pytest.importorskip("onnx")
+
+
+def trained_weights(dtype="float32", steps=50):
+    from common.problem import make_problem
+    from common.reference import build
+
+    cfg = RunConfig(dtype=dtype, steps=steps)
+    trainer = build(cfg, make_problem(cfg))
+    for _ in range(steps):
+        trainer.step()
+    return cfg, trainer.weights()
+
+
+def installed(source):
+    return all(find_spec(name) is not None for name in NEEDS[source][0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("source", ["predict_net", "torch"])
+def test_exported_model_agrees_with_its_source_in_both_batch_sizes(tmp_path, source, dtype):
+    if not installed(source):
+        pytest.skip(f"{source} exporter not installed")
+    cfg, (w1, w2) = trained_weights(dtype)
+    rows = bench(source, w1, w2, make_serving_batch(cfg), tmp_path, threads=1, repeats=3, warmup=1)
+    onnx_rows = [r for r in rows if r["runtime"] == "onnxruntime"]
+    assert [r["batch"] for r in onnx_rows] == [1, cfg.batch]
+    for row in onnx_rows:
+        assert row["max_rel_err"] <= DEPLOY_TOLERANCE[dtype], row
+        assert row["median_s"] > 0
+    model = onnx.load(str(tmp_path / onnx_rows[0]["model"]))
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_keras_export_through_its_own_exporter(tmp_path):
+    if not installed("keras"):
+        pytest.skip("keras exporter (keras, tensorflow, tf2onnx) not installed")
+    cfg, (w1, w2) = trained_weights()
+    np.savez(tmp_path / "w.npz", w1=w1, w2=w2)
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, "-m", "deploy.bench", "--source", "keras", "--weights",
+                           str(tmp_path / "w.npz"), "--model-dir", str(tmp_path), "--repeats", "3", "--json", str(out)],
+                          cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in json.loads(out.read_text()) if r["runtime"] == "onnxruntime"]
+    assert rows and all(r["max_rel_err"] <= DEPLOY_TOLERANCE["float32"] for r in rows)
+    onnx.checker.check_model(str(tmp_path / "keras_export.onnx"), full_check=True)
+
+
+def test_predict_net_takes_any_batch_size(tmp_path):
+    cfg, (w1, w2) = trained_weights()
+    path, forward = export_predict_net(w1, w2, tmp_path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 3, 200):
+        x = np.random.default_rng(batch).standard_normal((batch, cfg.d_in)).astype(np.float32)
+        y = session.run(None, {"x": x})[0]
+        assert y.shape == (batch, cfg.d_out) and max_rel_diff(y, forward(x)) <= DEPLOY_TOLERANCE["float32"]
+
+
+@pytest.fixture(scope="module")
+def node_ready():
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: the Node deploy test needs Node.js and npm")
+    if node.unavailable_reason():
+        node.install()
+    assert node.unavailable_reason() is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_node_serves_predict_net_exactly_as_python_onnx_runtime(tmp_path, node_ready, dtype):
+    cfg, (w1, w2) = trained_weights(dtype)
+    path, _ = export_predict_net(w1, w2, tmp_path)
+    x = make_serving_batch(cfg)
+    python_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    node_out, times = node.serve(path, x, repeats=3)
+    assert node_out.shape == python_out.shape and len(times) == 3
+    # Same ONNX Runtime kernels on the same input: bit-identical (floats survive JSON exactly).
+    np.testing.assert_array_equal(node_out, python_out)
+
+
+def test_compare_deploy_end_to_end(cli, tmp_path):
+    proc = cli("compare.py", "--deploy", "--steps", "30", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "deploy.json").read_text())
+    sources = {r["source"] for r in doc["rows"]}
+    assert "predict_net" in sources
+    for row in doc["rows"]:
+        assert row["batch"] in (1, 64) and row["median_s"] > 0
+        assert row["max_rel_err"] is None or row["max_rel_err"] <= DEPLOY_TOLERANCE["float32"]
+    assert (tmp_path / "models" / "predict_net.onnx").exists()
+    assert "samples/s" in proc.stdout
