@@ -42,12 +42,16 @@ def forward_loss(x, y, w1, w2):
 
 # --- TF1: tf.Graph + Session ------------------------------------------------------------------
 
+def _data(problem):
+    """x and y as placeholders: as in the lecture, the data is fed on every Session.run."""
+    return (v1.placeholder(problem.x.dtype, problem.x.shape, name="x"),
+            v1.placeholder(problem.y.dtype, problem.y.shape, name="y"))
+
+
 def graph_feed(problem, lr):
-    dtype = problem.x.dtype
-    x = v1.placeholder(dtype, problem.x.shape, name="x")
-    y = v1.placeholder(dtype, problem.y.shape, name="y")
-    w1 = v1.placeholder(dtype, problem.w1.shape, name="w1")
-    w2 = v1.placeholder(dtype, problem.w2.shape, name="w2")
+    x, y = _data(problem)
+    w1 = v1.placeholder(problem.w1.dtype, problem.w1.shape, name="w1")
+    w2 = v1.placeholder(problem.w2.dtype, problem.w2.shape, name="w2")
     loss = forward_loss(x, y, w1, w2)
     grad_w1, grad_w2 = tf.gradients(loss, [w1, w2])
     new_w1 = w1 - lr * grad_w1
@@ -65,9 +69,7 @@ def _variables(problem):
 
 
 def graph_variables(problem, lr):
-    dtype = problem.x.dtype
-    x = v1.placeholder(dtype, problem.x.shape, name="x")
-    y = v1.placeholder(dtype, problem.y.shape, name="y")
+    x, y = _data(problem)
     w1, w2, init_feed = _variables(problem)
     loss = forward_loss(x, y, w1, w2)
     grad_w1, grad_w2 = tf.gradients(loss, [w1, w2])
@@ -78,14 +80,12 @@ def graph_variables(problem, lr):
 
 
 def graph_optimizer(problem, lr):
-    dtype = problem.x.dtype
-    x = v1.placeholder(dtype, problem.x.shape, name="x")
-    y = v1.placeholder(dtype, problem.y.shape, name="y")
+    x, y = _data(problem)
     w1, w2, init_feed = _variables(problem)
     loss = forward_loss(x, y, w1, w2)
     # A Python float learning rate becomes a float32 tensor inside the optimizer and is then
     # cast to the variables' dtype: in float64 that trains with lr=9.99999997e-7, not 1e-6.
-    updates = v1.train.GradientDescentOptimizer(tf.constant(lr, dtype)).minimize(loss)
+    updates = v1.train.GradientDescentOptimizer(tf.constant(lr, problem.x.dtype)).minimize(loss)
     return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, updates=updates, init_feed=init_feed)
 
 

@@ -28,3 +28,19 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def references():
+    """reference_losses(cfg), computed once per configuration for the whole session."""
+    from common.problem import make_problem
+    from common.reference import reference_losses
+
+    cache = {}
+
+    def get(cfg: RunConfig) -> list[float]:
+        if cfg not in cache:
+            cache[cfg] = reference_losses(cfg, make_problem(cfg))
+        return cache[cfg]
+
+    return get

@@ -19,10 +19,9 @@ from implementations import onnx_runtime as O  # noqa: E402
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("variant", O.VARIANTS)
-def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype):
+def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype, references):
     cfg = RunConfig(dtype=dtype)
-    problem = make_problem(cfg)
-    result = apply_verdict(O.train(cfg, problem, variant), reference_losses(cfg, problem))
+    result = apply_verdict(O.train(cfg, make_problem(cfg), variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == len(result.step_times_s) == cfg.steps
     assert result.max_rel_err <= TOLERANCE[dtype]

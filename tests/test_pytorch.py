@@ -9,24 +9,10 @@ import pytest
 from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.problem import make_problem
-from common.reference import reference_losses
 from common.runner import apply_verdict
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install -e '.[torch]'")
 pytorch = importlib.import_module("implementations.pytorch")
-
-
-@pytest.fixture(scope="module")
-def references():
-    cache = {}
-
-    def get(cfg):
-        key = (cfg.dtype, cfg.steps, cfg.seed)
-        if key not in cache:
-            cache[key] = reference_losses(cfg, make_problem(cfg))
-        return cache[key]
-
-    return get
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

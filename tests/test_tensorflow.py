@@ -9,23 +9,10 @@ import pytest
 from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.problem import make_problem
-from common.reference import reference_losses
 from common.runner import apply_verdict
 
 tf = pytest.importorskip("tensorflow", reason="tensorflow not installed: pip install -e '.[tensorflow]'")
 tfg = importlib.import_module("implementations.tensorflow_graphs")
-
-
-@pytest.fixture(scope="module")
-def references():
-    cache = {}
-
-    def get(cfg):
-        if cfg.dtype not in cache:
-            cache[cfg.dtype] = reference_losses(cfg, make_problem(cfg))
-        return cache[cfg.dtype]
-
-    return get
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
