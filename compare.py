@@ -17,12 +17,19 @@ from pathlib import Path
 
 from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.problem import make_problem
-from common.report import format_table, results_document, verdict, write_json_atomic
-from common.result import RunResult
+from common.report import (figures, format_table, markdown_table, results_document, table_notes, verdict,
+                           write_csv, write_json_atomic)
+from common.result import RunResult, merge_rounds
+from common.roofline import floor_s, measure_peak_gflops
+from common.sweep import ladder_configs, summary
+from common.timing import timer_overhead_s
 from common.runner import apply_verdict, skipped
 from implementations import ALIASES, REGISTRY, Implementation, missing_packages
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# --sweep without --variants: each framework's idiomatic training loop, one row each.
+SWEEP_VARIANTS = {"numpy": "manual", "torch": "autograd", "tensorflow": "variables", "onnx": "step",
+                  "keras-tensorflow": "fit", "keras-jax": "fit"}
 
 
 def parse_args(argv: list[str] | None):
@@ -33,8 +40,15 @@ def parse_args(argv: list[str] | None):
                    help=f"comma-separated, from {', '.join(REGISTRY)} (default all)")
     g.add_argument("--variants", default="all", help="comma-separated variant names (default all)")
     g.add_argument("--device", default="cpu", help="cpu, gpu or all (default cpu)")
-    g.add_argument("--out", type=Path, metavar="DIR", help="write DIR/results.json")
+    g.add_argument("--out", type=Path, metavar="DIR",
+                   help="write results.json, results.csv, loss_curves.png, step_time.png (sweep.png), report.md")
     g.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run (default 900)")
+    m = parser.add_argument_group("measurement")
+    m.add_argument("--rounds", type=int, default=None,
+                   help="times each run is repeated, interleaved across implementations (default 3; 1 with --sweep)")
+    m.add_argument("--sweep", action="store_true",
+                   help="the same comparison over a ladder of sizes, lecture's to compute-bound (see README)")
+    m.add_argument("--sweep-steps", type=int, default=30, help="steps per run in the sweep (default 30)")
     d = parser.add_argument_group("deploy (instead of the training comparison)")
     d.add_argument("--deploy", action="store_true",
                    help="train once, export to ONNX (predict_net, torch.onnx.export, Keras export), "
@@ -46,9 +60,16 @@ def parse_args(argv: list[str] | None):
         cfg = config_from_args(args, device="cpu")
         args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks", ALIASES)
         all_variants = [v for f in args.frameworks for v in REGISTRY[f].variants]
+        args.sweep_representatives = args.sweep and args.variants == "all"
         args.variants = _pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")
         args.devices = _pick(args.device, list(DEVICES), "--device")
         args.deploy_from = _deploy_source(args.deploy_from)
+        if args.rounds is None:
+            args.rounds = 1 if args.sweep else 3
+        if args.rounds < 1:
+            raise ConfigError(f"--rounds must be an integer >= 1, got {args.rounds}")
+        if args.sweep_steps < 2:
+            raise ConfigError(f"--sweep-steps must be an integer >= 2, got {args.sweep_steps}")
         if args.timeout <= 0:
             raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout!r}")
         if args.out is not None:
@@ -88,8 +109,13 @@ def _check_writable(out: Path) -> None:
 
 
 def plan(args) -> list[tuple[Implementation, str, str]]:
+    def wanted(framework: str, variant: str) -> bool:
+        if args.sweep_representatives:  # one per framework keeps the sweep to a few minutes
+            return SWEEP_VARIANTS.get(framework) == variant
+        return variant in args.variants
+
     return [(REGISTRY[f], v, d) for d in args.devices for f in args.frameworks
-            for v in REGISTRY[f].variants if v in args.variants]
+            for v in REGISTRY[f].variants if wanted(f, v)]
 
 
 def config_flags(cfg: RunConfig) -> list[str]:
@@ -212,29 +238,151 @@ def run_deploy(args, cfg: RunConfig, reference: list[float]) -> int:
     return 0 if rows and not failed and not bad else 1
 
 
+def progress(done: int, total: int, label: str, status: str) -> None:
+    """One line per finished run on stderr: a bar, the count, the run and how it ended."""
+    width = 20
+    filled = width * done // total
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}: {status}", file=sys.stderr, flush=True)
+
+
+def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_round=None, done_before: int = 0,
+               total: int | None = None) -> list[RunResult]:
+    """Every run `args.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
+    that a noisy spell of the machine hits every implementation alike; one merged row per run."""
+    total = total or len(runs) * args.rounds
+    rounds: list[list[RunResult]] = [[] for _ in runs]
+    done = done_before
+    for round_index in range(args.rounds):
+        for i, (impl, variant, device) in enumerate(runs):
+            if round_index and rounds[i][0].status == "skipped":
+                continue  # a skip is a fact about the machine, not noise: no point asking again
+            result = apply_verdict(run_one(impl, variant, dataclasses.replace(cfg, device=device), args.timeout),
+                                   reference)
+            rounds[i].append(result)
+            done += 1
+            progress(done, total, f"{result.name} round {round_index + 1}/{args.rounds}", result.status)
+        if on_round is not None:
+            on_round([merge_rounds(r) for r in rounds])
+    return [merge_rounds(r) for r in rounds]
+
+
+def measure_machine(cfg: RunConfig, args) -> dict:
+    """The yardsticks every table line is read against, measured before any run."""
+    print("measuring the machine's peak matmul rate and the timer's own cost ...", file=sys.stderr, flush=True)
+    return {"peak_gflops": measure_peak_gflops(cfg.dtype, cfg.threads), "peak_dtype": cfg.dtype,
+            "timer_overhead_s": timer_overhead_s(), "rounds": args.rounds, "warmup_steps": cfg.warmup,
+            "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
+
+
+def header(cfg: RunConfig, measurement: dict) -> str:
+    return (f"N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out} ({cfg.flops_per_step() / 1e6:.2f} "
+            f"MFLOP/step), {cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
+            f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
+            f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
+            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")
+
+
+def timer_line(rows: list[dict], measurement: dict) -> str:
+    fastest = min((f["median_s"] for f in rows if f["median_s"]), default=None)
+    cost = measurement["timer_overhead_s"]
+    if fastest is None:
+        return f"timer: {cost * 1e6:.2f} us per step"
+    share = cost / fastest
+    warn = "" if share < 0.01 else "  WARNING: over 1% of the fastest step, its times are inflated"
+    return f"timer: {cost * 1e6:.2f} us per step, {share:.2%} of the fastest step{warn}"
+
+
+def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
+    """CPU vs GPU per implementation, or one line saying why there is no such comparison."""
+    if "gpu" not in devices:
+        return None
+    cpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
+    gpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
+    pairs = [(k, cpu[k]["median_s"] / gpu[k]["median_s"]) for k in gpu if k in cpu]
+    if not gpu:
+        return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"
+    if not pairs:
+        return "CPU vs GPU: run with --device all to see GPU/CPU speedups"
+    return "GPU/CPU speedup (CPU median / GPU median): " + ", ".join(f"{fw}/{v} {x:.2f}x" for (fw, v), x in pairs)
+
+
+def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[dict], reference: list[float],
+                  measurement: dict, lines: list[str], sweep_points: list[dict] | None = None) -> None:
+    """results.json, results.csv, the plots and report.md embedding them."""
+    from common import plots
+
+    write_json_atomic(out / "results.json", results_document(cfg, results, measurement))
+    write_csv(out / "results.csv", sweep_points if sweep_points is not None else rows)
+    lecture = [r for r in results if RunConfig.from_dict(r.config).flops_per_step() == cfg.flops_per_step()]
+    plots.loss_curves(lecture, reference, out / "loss_curves.png")
+    plots.step_time([f for f in rows if f["flops_per_step"] == cfg.flops_per_step()], out / "step_time.png")
+    images = ["loss_curves.png", "step_time.png"]
+    if sweep_points is not None:
+        plots.sweep(sweep_points, measurement["peak_gflops"], out / "sweep.png")
+        images.append("sweep.png")
+    machine = results_document(cfg, [], measurement)["machine"]
+    md = [f"# fourways results\n", f"{header(cfg, measurement)}\n",
+          f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
+          f"Python {machine['python']}\n", markdown_table(rows), ""]
+    md += [f"- {line}" for line in lines + table_notes(rows)]
+    md += [""] + [f"![{name}]({name})\n" for name in images]
+    (out / "report.md").write_text("\n".join(md))
+
+
+def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
+    """The same comparison at every ladder size; one plot, one crossover summary."""
+    configs = ladder_configs(cfg, args.sweep_steps)
+    runs = plan(args)
+    total = len(configs) * len(runs) * args.rounds
+    results: list[RunResult] = []
+    reference = None
+    for point, point_cfg in enumerate(configs):
+        point_reference = reference_for(point_cfg)
+        reference = reference or point_reference
+        results += run_rounds(runs, point_cfg, args, point_reference, done_before=point * len(runs) * args.rounds,
+                              total=total)
+        if args.out is not None:
+            write_json_atomic(args.out / "results.json", results_document(cfg, results, measurement))
+    points = figures(results, measurement["peak_gflops"])
+    print(f"\n{header(configs[0], measurement)}\nsweep: {len(configs)} sizes x {len(runs)} runs, "
+          f"{args.sweep_steps} steps each, lr scaled with the sizes\n")
+    print(format_table(points))
+    lines = [verdict(results)[1], timer_line(points, measurement)] + summary(points)
+    gpu = gpu_line(points, args.devices)
+    lines += [gpu] if gpu else []
+    print("\n" + "\n".join(lines))
+    if args.out is not None:
+        write_reports(args.out, configs[0], results, points, reference, measurement, lines, sweep_points=points)
+        print(f"wrote results.json, results.csv, loss_curves.png, step_time.png, sweep.png, report.md to {args.out}")
+    return 0 if verdict(results)[0] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv)
     if args.deploy:
         return run_deploy(args, cfg, reference_for(cfg))
+    measurement = measure_machine(cfg, args)
+    if args.sweep:
+        return run_sweep(args, cfg, measurement)
     runs = plan(args)
     reference = reference_for(cfg)
-    results: list[RunResult] = []
-    for i, (impl, variant, device) in enumerate(runs, start=1):
-        run_cfg = dataclasses.replace(cfg, device=device)
-        print(f"[{i}/{len(runs)}] {impl.framework}/{variant}/{device}/{cfg.dtype} ...", end="", file=sys.stderr, flush=True)
-        result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
-        print(f" {result.status}", file=sys.stderr, flush=True)
-        results.append(result)
-        if args.out is not None:  # rewritten after each run: an interrupted comparison keeps what finished
-            write_json_atomic(args.out / "results.json", results_document(cfg, results))
 
-    print(f"\nN={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, {cfg.steps} steps, lr={cfg.lr:g}, "
-          f"{cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; median over steps after step 1 + {cfg.warmup} warm-up\n")
-    print(format_table(results))
+    def save(partial: list[RunResult]) -> None:  # after each round: an interrupted comparison keeps what finished
+        if args.out is not None:
+            write_json_atomic(args.out / "results.json", results_document(cfg, partial, measurement))
+
+    results = run_rounds(runs, cfg, args, reference, on_round=save)
+    rows = figures(results, measurement["peak_gflops"])
+    print(f"\n{header(cfg, measurement)}\n")
+    print(format_table(rows))
     matched, line = verdict(results)
-    print(f"\n{line}")
+    lines = [line, timer_line(rows, measurement)]
+    gpu = gpu_line(rows, args.devices)
+    lines += [gpu] if gpu else []
+    print("\n" + "\n".join(lines))
     if args.out is not None:
-        print(f"wrote {args.out / 'results.json'}")
+        write_reports(args.out, cfg, results, rows, reference, measurement, lines)
+        print(f"wrote results.json, results.csv, loss_curves.png, step_time.png, report.md to {args.out}")
     return 0 if matched else 1
 
 

@@ -1,62 +1,80 @@
-"""Reporting: the console table, the verdict, and results.json. Reads numbers, never measures."""
+"""Reporting: figures computed once per run, then the table, CSV, JSON and report.md read them."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.result import SCHEMA_VERSION, RunResult
-from common.timing import step_stats
+from common.roofline import achieved_gflops, floor_s
+from common.timing import NOISY_SPREAD, step_stats
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "max rel err", "@step", "match",
-           "setup s", "median ms (IQR)", "steps/s", "x fastest")
+           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor")
+CSV_FIELDS = ("framework", "variant", "device", "dtype", "batch", "d_in", "hidden", "d_out", "flops_per_step",
+              "status", "final_loss", "max_rel_err", "worst_step", "setup_s", "rounds", "timed_steps", "median_s",
+              "iqr_s", "spread", "steps_per_s", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "error")
 
 
-def _median_s(result: RunResult) -> float | None:
-    stats = step_stats(result.step_times_s, result.config.get("warmup", 0))
-    return stats.median_s if stats and result.status == "ok" else None
+def figures(results: list[RunResult], peak_gflops: float | None) -> list[dict]:
+    """Every number the reports show, per run, computed in this one place."""
+    rows = []
+    for r in results:
+        cfg = RunConfig.from_dict(r.config) if r.config else None
+        stats = step_stats(r.step_times_s, r.config.get("warmup", 0), r.round_step_times_s or None)
+        timed = stats is not None and r.status == "ok"
+        row = {
+            "framework": r.framework, "variant": r.variant, "device": r.device, "dtype": r.dtype,
+            "batch": cfg.batch if cfg else None, "d_in": cfg.d_in if cfg else None,
+            "hidden": cfg.hidden if cfg else None, "d_out": cfg.d_out if cfg else None,
+            "flops_per_step": cfg.flops_per_step() if cfg else None,
+            "status": r.status, "final_loss": r.losses[-1] if r.losses else None,
+            "max_rel_err": r.max_rel_err, "worst_step": r.worst_step, "setup_s": r.setup_s,
+            "rounds": len(r.round_step_times_s) or (1 if r.step_times_s else 0),
+            "timed_steps": stats.n if stats else 0,
+            "median_s": stats.median_s if timed else None, "iqr_s": stats.iqr_s if timed else None,
+            "spread": stats.spread if timed else None, "noisy": bool(timed and stats.noisy),
+            "steps_per_s": 1 / stats.median_s if timed else None,
+            "error": r.error, "note": r.note, "name": r.name,
+        }
+        if timed and cfg and peak_gflops:
+            row["gflops"] = achieved_gflops(cfg, stats.median_s)
+            row["pct_peak"] = 100 * row["gflops"] / peak_gflops
+            row["floor_s"] = floor_s(cfg, peak_gflops)
+            row["x_floor"] = stats.median_s / row["floor_s"]
+        rows.append(row)
+    fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
+    for row in rows:
+        if row["median_s"]:
+            key = row["flops_per_step"]
+            fastest[key] = min(fastest.get(key, row["median_s"]), row["median_s"])
+    for row in rows:
+        row["x_fastest"] = row["median_s"] / fastest[row["flops_per_step"]] if row["median_s"] else None
+    return rows
 
 
-def _row(result: RunResult, fastest_s: float | None) -> list[str]:
-    row = [result.framework, result.variant, result.device, result.dtype]
-    if result.status in ("skipped", "failed"):
-        return row + ["", "", "", result.status, "", "", "", ""]
-    stats = step_stats(result.step_times_s, result.config.get("warmup", 0))
-    match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[result.status]
-    row += [
-        f"{result.losses[-1]:.6g}" if result.losses else "",
-        f"{result.max_rel_err:.1e}" if result.max_rel_err is not None else "",
-        str(result.worst_step) if result.worst_step is not None else "",
-        match,
-        f"{result.setup_s:.3f}" if result.setup_s is not None else "",
-    ]
-    if stats is None:
-        return row + ["", "", ""]
-    noisy = " ~" if stats.noisy else ""
-    row.append(f"{stats.median_s * 1e3:.3f} ({stats.iqr_s * 1e3:.3f}){noisy}")
-    row.append(f"{1 / stats.median_s:,.0f}")
-    row.append(f"{stats.median_s / fastest_s:.2f}" if fastest_s and result.status == "ok" else "")
-    return row
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
-def format_table(results: list[RunResult]) -> str:
-    """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
-    medians = [m for m in (_median_s(r) for r in results) if m]
-    fastest = min(medians) if medians else None
-    lines = _aligned([list(COLUMNS)] + [_row(r, fastest) for r in results])
-    notes = [f"  {r.name}: {r.error}" for r in results if r.error]
-    notes += [f"  {r.name}: {r.note}" for r in results if r.note and r.status == "ok"]
-    if any((s := step_stats(r.step_times_s, r.config.get("warmup", 0))) and s.noisy
-           for r in results if r.status == "ok"):
-        notes.append("  ~ IQR above 10% of the median: that row's time is noisy, rerun before quoting it")
-    if notes:
-        lines += ["", "notes:"] + notes
-    return "\n".join(lines)
+def _table_row(f: dict) -> list[str]:
+    row = [f["framework"], f["variant"], f["device"], f["dtype"]]
+    if f["status"] in ("skipped", "failed"):
+        return row + ["", "", "", f["status"]] + [""] * 6
+    match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f["status"]]
+    median = "" if f["median_s"] is None else (
+        f"{f['median_s'] * 1e3:.3f} ({f['iqr_s'] * 1e3:.3f})" + (" ~" if f["noisy"] else ""))
+    return row + [_fmt(f["final_loss"], ".6g"), _fmt(f["max_rel_err"], ".1e"), _fmt(f["worst_step"], "d"), match,
+                  _fmt(f["setup_s"], ".3f"), median, _fmt(f["steps_per_s"], ",.0f"), _fmt(f["x_fastest"], ".2f"),
+                  _fmt(f.get("gflops"), ".1f"), _fmt(f.get("x_floor"), ".1f")]
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:
@@ -64,6 +82,29 @@ def _aligned(rows: list[list[str]]) -> list[str]:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
+
+
+def table_notes(rows: list[dict]) -> list[str]:
+    notes = [f"{f['name']}: {f['error']}" for f in rows if f["error"]]
+    notes += [f"{f['name']}: {f['note']}" for f in rows if f["note"] and f["status"] == "ok"]
+    if any(f["noisy"] for f in rows):
+        notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
+    return notes
+
+
+def format_table(rows: list[dict]) -> str:
+    """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
+    lines = _aligned([list(COLUMNS)] + [_table_row(f) for f in rows])
+    notes = table_notes(rows)
+    if notes:
+        lines += ["", "notes:"] + [f"  {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    body = [_table_row(f) for f in rows]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body])
 
 
 DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match")
@@ -97,6 +138,18 @@ def verdict(results: list[RunResult]) -> tuple[bool, str]:
     return True, f"verdict: all {len(ran)} runs match the NumPy reference on every step (bound {bounds}){tail}"
 
 
+def gpu_name() -> str | None:
+    """The GPU's name from nvidia-smi, without importing any framework; None when there is none."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
 def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -106,14 +159,16 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu_name(), "python": platform.python_version(),
+            "platform": platform.platform()}
 
 
-def results_document(cfg: RunConfig, results: list[RunResult]) -> dict:
+def results_document(cfg: RunConfig, results: list[RunResult], measurement: dict | None = None) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "config": cfg.to_dict(),
         "machine": machine_info(),
+        "measurement": measurement or {},
         "tolerance": TOLERANCE,
         "runs": [r.to_dict() for r in results],
     }
@@ -130,3 +185,10 @@ def write_json_atomic(path: Path, document: dict) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

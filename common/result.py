@@ -46,6 +46,9 @@ class RunResult:
     max_rel_err: float | None = None
     worst_step: int | None = None  # 1-based step of max_rel_err
     note: str | None = None  # how to read this row's times, when it differs from the others
+    # compare.py's rounds: each round's step_times_s (step_times_s is round 1's); [] for one run
+    round_step_times_s: list[list[float]] = field(default_factory=list)
+    round_setup_s: list[float] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -77,3 +80,33 @@ class RunResult:
     @classmethod
     def from_json(cls, text: str) -> "RunResult":
         return cls.from_dict(json.loads(text))
+
+
+_SEVERITY = ("ok", "mismatch", "diverged", "failed")
+
+
+def merge_rounds(rounds: list[RunResult]) -> RunResult:
+    """One row from several rounds of the same run: the worst verdict, every round's times.
+
+    Losses are round 1's; a round whose losses differ bit for bit is named in the note,
+    because on a CPU the same configuration should reproduce exactly.
+    """
+    ran = [r for r in rounds if r.status != "skipped"]
+    if not ran:
+        return rounds[0]
+    merged = dataclasses.replace(ran[0])
+    worst = max(ran, key=lambda r: _SEVERITY.index(r.status))
+    merged.status, merged.error = worst.status, worst.error
+    if worst.status == "ok":
+        top = max(ran, key=lambda r: r.max_rel_err or 0.0)
+        merged.max_rel_err, merged.worst_step = top.max_rel_err, top.worst_step
+    timed = [r for r in ran if r.step_times_s]
+    merged.round_step_times_s = [r.step_times_s for r in timed]
+    merged.round_setup_s = [r.setup_s for r in timed if r.setup_s is not None]
+    if merged.round_setup_s:
+        merged.setup_s = sorted(merged.round_setup_s)[len(merged.round_setup_s) // 2]
+    differing = [i + 1 for i, r in enumerate(ran) if r.losses != ran[0].losses]
+    if differing:
+        rounds_text = ", ".join(map(str, differing))
+        merged.note = "; ".join(filter(None, [merged.note, f"losses of round(s) {rounds_text} differ from round 1's"]))
+    return merged

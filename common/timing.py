@@ -126,9 +126,12 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def step_stats(step_times_s: list[float], warmup: int) -> StepStats | None:
-    """Statistics over step_times_s without step 1 (setup) and the next `warmup` steps."""
-    timed = sorted(step_times_s[1 + warmup:])
+def step_stats(step_times_s: list[float], warmup: int, rounds: list[list[float]] | None = None) -> StepStats | None:
+    """Statistics over step_times_s without step 1 (setup) and the next `warmup` steps.
+
+    With `rounds` (each round's step_times_s), the timed steps of every round are pooled.
+    """
+    timed = sorted(t for times in (rounds or [step_times_s]) for t in times[1 + warmup:])
     if not timed:
         return None
     return StepStats(
@@ -138,3 +141,12 @@ def step_stats(step_times_s: list[float], warmup: int) -> StepStats | None:
         min_s=timed[0],
         max_s=timed[-1],
     )
+
+
+def timer_overhead_s(laps: int = 20000) -> float:
+    """The clock's own cost per step: the median lap of a step that does nothing."""
+    clock = StepClock()
+    clock.start()
+    for _ in range(laps):
+        clock.lap(0.0)
+    return sorted(clock.times_s)[laps // 2]

@@ -13,7 +13,7 @@ from implementations import REGISTRY, Implementation, missing_packages
 from tests.conftest import ROOT, small_config
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3",
-        "--threads", "1", "--warmup", "2")
+        "--threads", "1", "--warmup", "2", "--rounds", "1")
 RUN_KEYS = {"framework", "variant", "device", "dtype", "losses", "step_times_s", "setup_s", "status",
             "max_rel_err", "error"}
 
@@ -41,7 +41,7 @@ def test_compare_end_to_end_writes_results_json(cli, tmp_path, dtype):
     assert "verdict: all" in proc.stdout
     for column in ("final loss", "max rel err", "match", "setup s", "median ms (IQR)", "steps/s", "x fastest"):
         assert column in proc.stdout
-    assert "[4/4]" in proc.stderr  # progress
+    assert "] 4/4 torch/module/cpu/" in proc.stderr  # progress
 
 
 def test_device_all_without_gpu_keeps_cpu_rows_and_skips_gpu_rows(cli, tmp_path):

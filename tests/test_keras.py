@@ -26,7 +26,7 @@ def keras_runs(request, tmp_path_factory):
     """compare.py over every Keras backend and variant, the default 500-step run."""
     out = tmp_path_factory.mktemp(f"keras-{request.param}")
     proc = subprocess.run([sys.executable, "compare.py", "--frameworks", "keras", "--dtype", request.param,
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+                           "--rounds", "1", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     runs = json.loads((out / "results.json").read_text())["runs"]
     return request.param, proc, runs
 

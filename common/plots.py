@@ -1,0 +1,98 @@
+"""The pictures: loss curves with their error against the reference, step times, the sweep.
+
+matplotlib with the Agg backend (files only, no screen). Each plot reads the same figures as
+the table (common/report.py); nothing here computes a statistic of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common.equivalence import TOLERANCE, relative_errors
+from common.result import RunResult
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curves(results: list[RunResult], reference: list[float], path: Path) -> None:
+    """Top: every run's loss per step (log). Bottom: its error against the reference (log)."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    ran = [r for r in results if r.losses]
+    steps = np.arange(1, len(reference) + 1)
+    top.semilogy(steps, reference, color="black", linewidth=3, alpha=0.3, label="NumPy reference")
+    for r in ran:
+        label = f"{r.framework}/{r.variant}/{r.device}"
+        top.semilogy(np.arange(1, len(r.losses) + 1), r.losses, linewidth=1, label=label)
+        errors = relative_errors(r.losses, reference, r.dtype)
+        bottom.semilogy(np.arange(1, len(errors) + 1), np.maximum(errors, 1e-18), linewidth=0.8, label=label)
+    for dtype in sorted({r.dtype for r in ran}):
+        bottom.axhline(TOLERANCE[dtype], color="red", linestyle="--", linewidth=1, label=f"{dtype} bound")
+    top.set_title("Loss per step: every implementation over the NumPy reference")
+    top.set_ylabel("loss = sum((y_pred - y)^2)")
+    bottom.set_title("Error against the reference per step (floored at 1e-18 for the log axis)")
+    bottom.set_ylabel("|loss - ref| / max(|ref|, sqrt(|ref| |ref_1|))")
+    bottom.set_xlabel("SGD step")
+    top.legend(fontsize=7, ncol=2)
+    bottom.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def step_time(rows: list[dict], path: Path) -> None:
+    """Median step time per run as bars, IQR as error bars, log scale."""
+    plt = _pyplot()
+    timed = [f for f in rows if f["median_s"]]
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(timed) + 1.5))
+    labels = [f"{f['framework']}/{f['variant']}/{f['device']}" for f in timed]
+    medians_ms = np.array([f["median_s"] * 1e3 for f in timed])
+    iqr_ms = np.array([f["iqr_s"] * 1e3 for f in timed])
+    ax.barh(labels, medians_ms, xerr=iqr_ms / 2, color="tab:blue", alpha=0.8, capsize=3)
+    floors = [f.get("floor_s") for f in timed]
+    if floors and all(floors):
+        ax.axvline(floors[0] * 1e3, color="red", linestyle="--", label="compute floor (peak matmul rate)")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("median step time, ms (log scale; whisker: the IQR's width, centred on the median)")
+    dtype = timed[0]["dtype"] if timed else ""
+    ax.set_title(f"Step time per implementation ({dtype}, lower is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep(points: list[dict], peak_gflops: float, path: Path) -> None:
+    """Log-log step time against FLOPs per step, one line per run, with the roofline."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    by_run: dict[str, list[dict]] = {}
+    for f in points:
+        if f["median_s"]:
+            by_run.setdefault(f"{f['framework']}/{f['variant']}/{f['device']}", []).append(f)
+    for label, series in by_run.items():
+        series.sort(key=lambda f: f["flops_per_step"])
+        ax.loglog([f["flops_per_step"] for f in series], [f["median_s"] * 1e3 for f in series], marker="o",
+                  label=label)
+    flops = np.array(sorted({f["flops_per_step"] for f in points if f["flops_per_step"]}), dtype=float)
+    if len(flops):
+        ax.loglog(flops, flops / (peak_gflops * 1e9) * 1e3, color="black", linestyle="--", linewidth=2,
+                  label=f"roofline: FLOPs / peak ({peak_gflops:.0f} GFLOP/s)")
+    ax.set_xlabel("FLOPs per SGD step")
+    ax.set_ylabel("median step time, ms")
+    ax.set_title("Cost as the work grows: overhead-bound on the left, compute-bound on the right")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,87 @@
+"""Cost as the work grows: the size ladder, and where framework overhead stops mattering."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from common.config import RunConfig
+
+# (N, D_in, H, D_out): from the lecture's size to sizes where matmuls dominate every step.
+LADDER = (
+    (64, 1000, 100, 10),  # 26 MFLOP per step: the lecture
+    (128, 2048, 256, 32),
+    (256, 4096, 512, 64),
+    (512, 4096, 1024, 128),
+    (1024, 8192, 1024, 128),  # 35 GFLOP per step
+)
+# A step within this factor of the compute floor spends most of its time in arithmetic.
+COMPUTE_BOUND_X_FLOOR = 2.0
+
+
+def ladder_configs(cfg: RunConfig, steps: int) -> list[RunConfig]:
+    """cfg at each ladder size. lr shrinks as N * D_in * H grows, which keeps SGD as stable
+    as the lecture's step (the gradient's scale grows with the sizes) at every point."""
+    base = LADDER[0][0] * LADDER[0][1] * LADDER[0][2]
+    return [dataclasses.replace(cfg, batch=n, d_in=d, hidden=h, d_out=o, steps=steps,
+                                lr=cfg.lr * base / (n * d * h), warmup=min(cfg.warmup, max(steps - 2, 0))).validate()
+            for n, d, h, o in LADDER]
+
+
+def size_label(f: dict) -> str:
+    return f"{f['batch']}x{f['d_in']}x{f['hidden']}x{f['d_out']}"
+
+
+def crossovers(points: list[dict]) -> dict[str, dict | None]:
+    """Per run: the first ladder point whose step is within COMPUTE_BOUND_X_FLOOR of the floor."""
+    found: dict[str, dict | None] = {}
+    for f in sorted(points, key=lambda f: f["flops_per_step"] or 0):
+        key = f"{f['framework']}/{f['variant']}/{f['device']}"
+        found.setdefault(key, None)
+        if found[key] is None and f.get("x_floor") and f["x_floor"] <= COMPUTE_BOUND_X_FLOOR:
+            found[key] = f
+    return found
+
+
+def gpu_wins(points: list[dict]) -> dict[str, tuple[dict, float] | None]:
+    """Per framework/variant with both devices timed: the first size where the GPU step is faster."""
+    by_key: dict[tuple, dict] = {(f["framework"], f["variant"], f["flops_per_step"], f["device"]): f
+                                 for f in points if f["median_s"]}
+    wins: dict[str, tuple[dict, float] | None] = {}
+    for (fw, var, flops, dev), f in sorted(by_key.items(), key=lambda kv: kv[0][2]):
+        cpu = by_key.get((fw, var, flops, "cpu"))
+        if dev != "gpu" or cpu is None:
+            continue
+        key = f"{fw}/{var}"
+        wins.setdefault(key, None)
+        if wins[key] is None and f["median_s"] < cpu["median_s"]:
+            wins[key] = (f, cpu["median_s"] / f["median_s"])
+    return wins
+
+
+def overall_crossover(points: list[dict]) -> dict | None:
+    """The first size from which every timed run is within COMPUTE_BOUND_X_FLOOR of the floor."""
+    sizes = sorted({f["flops_per_step"] for f in points if f["median_s"]})
+    for i, flops in enumerate(sizes):
+        later = [f for f in points if f["median_s"] and f["flops_per_step"] >= flops]
+        if all(f.get("x_floor") and f["x_floor"] <= COMPUTE_BOUND_X_FLOOR for f in later):
+            return min((f for f in points if f["flops_per_step"] == flops), key=lambda f: f["x_floor"])
+    return None
+
+
+def summary(points: list[dict]) -> list[str]:
+    overall = overall_crossover(points)
+    lines = [f"crossover: from {size_label(overall)} ({overall['flops_per_step'] / 1e9:.2f} GFLOP/step) on, every "
+             f"implementation is within {COMPUTE_BOUND_X_FLOOR:g}x of the compute floor: the machine, not the "
+             "framework, sets the step time" if overall else
+             f"crossover: not reached; some implementation is over {COMPUTE_BOUND_X_FLOOR:g}x the floor at the largest size"]
+    for key, f in crossovers(points).items():
+        if f is None:
+            lines.append(f"{key}: overhead still matters at the largest size (never within "
+                         f"{COMPUTE_BOUND_X_FLOOR:g}x of the compute floor)")
+        else:
+            lines.append(f"{key}: overhead stops mattering at {size_label(f)} "
+                         f"({f['flops_per_step'] / 1e9:.2f} GFLOP/step, {f['x_floor']:.1f}x floor)")
+    for key, win in gpu_wins(points).items():
+        lines.append(f"{key}: the GPU " + (f"starts to win at {size_label(win[0])} ({win[1]:.1f}x)" if win
+                                           else "never wins within the ladder"))
+    return lines

@@ -1,0 +1,145 @@
+"""Fair measurement: FLOP counts, the roofline, rounds, the sweep, and the report files."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from common.config import RunConfig
+from common.report import CSV_FIELDS, figures
+from common.result import RunResult, merge_rounds
+from common.roofline import achieved_gflops, floor_s, measure_peak_gflops
+from common.sweep import LADDER, crossovers, gpu_wins, ladder_configs, overall_crossover
+from common.timing import step_stats
+from compare import gpu_line, timer_line
+from tests.conftest import small_config
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_flops_per_step_counts_the_five_matmuls():
+    # BASELINES.md: 25.98 MFLOP at the lecture's size
+    assert RunConfig().flops_per_step() == 25_984_000
+    n, d, h, o = 3, 5, 7, 11
+    cfg = RunConfig(batch=n, d_in=d, hidden=h, d_out=o)
+    matmuls = [(n, d, h), (n, h, o), (h, n, o), (n, o, h), (d, n, h)]  # x@w1, h@w2, grad_w2, grad_h, grad_w1
+    assert cfg.flops_per_step() == sum(2 * a * b * c for a, b, c in matmuls)
+
+
+def test_roofline_math():
+    cfg = RunConfig()
+    assert floor_s(cfg, peak_gflops=100.0) == pytest.approx(25_984_000 / 100e9)
+    assert achieved_gflops(cfg, median_s=0.5e-3) == pytest.approx(25_984_000 / 0.5e-3 / 1e9)
+    result = RunResult("x", "y", "cpu", "float32", config=cfg.to_dict(), losses=[1.0] * 13,
+                       step_times_s=[1.0] + [0.5e-3] * 12)
+    (row,) = figures([result], peak_gflops=100.0)
+    assert row["median_s"] == 0.5e-3
+    assert row["x_floor"] == pytest.approx(0.5e-3 / floor_s(cfg, 100.0))
+    assert row["pct_peak"] == pytest.approx(100 * row["gflops"] / 100.0)
+    assert row["x_fastest"] == 1.0
+
+
+def test_peak_measurement_is_a_rate():
+    peak = measure_peak_gflops("float32", threads=1, size=128, repeats=2)
+    assert math.isfinite(peak) and peak > 0
+
+
+def run(status="ok", losses=(3.0, 2.0), times=(9.0, 1.0, 2.0, 3.0), setup=1.0, err=1e-8):
+    return RunResult("torch", "autograd", "cpu", "float32", config={"warmup": 1}, losses=list(losses),
+                     step_times_s=list(times), setup_s=setup, status=status, max_rel_err=err, worst_step=2)
+
+
+def test_rounds_merge_to_the_worst_verdict_and_pool_every_rounds_steps():
+    merged = merge_rounds([run(times=(9, 9, 1, 2)), run(times=(9, 9, 3, 4), setup=3.0, err=2e-8), run(setup=2.0)])
+    assert merged.status == "ok" and merged.max_rel_err == 2e-8 and merged.setup_s == 2.0
+    assert len(merged.round_step_times_s) == 3
+    stats = step_stats(merged.step_times_s, 1, merged.round_step_times_s)
+    assert stats.n == 6 and sorted([1, 2, 3, 4, 2, 3])[2:4] == [2, 3] and stats.median_s == 2.5
+    assert merge_rounds([run(), run(status="mismatch")]).status == "mismatch"
+    assert merge_rounds([run(), run(status="failed")]).status == "failed"
+
+
+def test_rounds_whose_losses_differ_are_named():
+    merged = merge_rounds([run(), run(losses=(3.0, 2.0000001))])
+    assert "round(s) 2 differ from round 1's" in merged.note
+
+
+def test_ladder_goes_from_the_lecture_to_compute_bound_sizes():
+    configs = ladder_configs(RunConfig(), steps=30)
+    assert len(configs) >= 5 and LADDER[0] == (64, 1000, 100, 10)
+    flops = [c.flops_per_step() for c in configs]
+    assert flops == sorted(flops) and flops[-1] > 1000 * flops[0]
+    assert configs[0].lr == RunConfig().lr and all(c.steps == 30 for c in configs)
+
+
+def point(framework, flops, median, x_floor, device="cpu"):
+    return {"framework": framework, "variant": "v", "device": device, "flops_per_step": flops, "median_s": median,
+            "x_floor": x_floor, "batch": flops, "d_in": 1, "hidden": 1, "d_out": 1}
+
+
+def test_crossover_is_the_first_size_within_twice_the_floor():
+    points = [point("a", 1, 1.0, 5.0), point("a", 10, 1.0, 1.9), point("a", 100, 1.0, 1.2),
+              point("b", 1, 1.0, 1.5), point("b", 10, 1.0, 3.0), point("b", 100, 1.0, 1.1)]
+    found = crossovers(points)
+    assert found["a/v/cpu"]["flops_per_step"] == 10 and found["b/v/cpu"]["flops_per_step"] == 1
+    assert overall_crossover(points)["flops_per_step"] == 100  # b is over 2x at size 10
+
+
+def test_gpu_wins_from_the_first_size_where_it_is_faster():
+    points = [point("t", 1, 1.0, 1, "cpu"), point("t", 1, 2.0, 1, "gpu"),
+              point("t", 10, 4.0, 1, "cpu"), point("t", 10, 1.0, 1, "gpu")]
+    (win, speedup), = gpu_wins(points).values()
+    assert win["flops_per_step"] == 10 and speedup == 4.0
+
+
+def test_gpu_line_without_a_gpu_says_so_in_one_line():
+    rows = [{"framework": "t", "variant": "v", "device": "cpu", "median_s": 1.0}]
+    assert gpu_line(rows, ["cpu", "gpu"]).startswith("CPU vs GPU: no GPU run here")
+    assert gpu_line(rows, ["cpu"]) is None
+
+
+def test_timer_line_warns_above_one_percent():
+    rows = [{"median_s": 1e-4}]
+    assert "WARNING" not in timer_line(rows, {"timer_overhead_s": 0.5e-6})
+    assert "WARNING" in timer_line(rows, {"timer_overhead_s": 2e-6})
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(path)).shape[0] > 100
+
+
+def test_out_dir_holds_json_csv_plots_and_report(cli, tmp_path):
+    proc = cli("compare.py", "--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30",
+               "--lr", "1e-3", "--frameworks", "numpy", "--rounds", "2", "--warmup", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    m = doc["measurement"]
+    assert m["rounds"] == 2 and m["peak_gflops"] > 0 and m["timer_overhead_s"] > 0 and m["threads"] >= 1
+    assert {"cpu", "cores", "gpu", "python"} <= doc["machine"].keys()
+    run_ = doc["runs"][0]
+    assert len(run_["round_step_times_s"]) == 2 and run_["versions"]["numpy"]
+    with open(tmp_path / "results.csv") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == CSV_FIELDS
+        rows = list(reader)
+    assert len(rows) == 1 and rows[0]["framework"] == "numpy" and float(rows[0]["x_floor"]) > 0
+    assert rows[0]["rounds"] == "2" and rows[0]["timed_steps"] == str(2 * (30 - 1 - 2))
+    for name in ("loss_curves.png", "step_time.png"):
+        assert_png(tmp_path / name)
+    report = (tmp_path / "report.md").read_text()
+    assert "![loss_curves.png](loss_curves.png)" in report and "| numpy | manual |" in report
+    assert "] 2/2 numpy/manual/cpu/float32 round 2/2: ok" in proc.stderr  # the progress bar
+
+
+def test_sweep_writes_its_plot_and_names_the_crossover(cli, tmp_path):
+    proc = cli("compare.py", "--sweep", "--frameworks", "numpy", "--sweep-steps", "4", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_png(tmp_path / "sweep.png")
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == len(LADDER)
+    assert "crossover:" in proc.stdout and "numpy/manual/cpu:" in proc.stdout
