@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None):
     g.add_argument("--out", type=Path, metavar="DIR",
                    help="write results.json, results.csv, loss_curves.png, step_time.png (sweep.png), report.md")
     g.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run (default 900)")
+    g.add_argument("--report-from", type=Path, metavar="RESULTS_JSON",
+                   help="run nothing: print the table of an earlier results.json (and rewrite --out's reports)")
     m = parser.add_argument_group("measurement")
     m.add_argument("--rounds", type=int, default=None,
                    help="times each run is repeated, interleaved across implementations (default 3; 1 with --sweep)")
@@ -138,15 +141,47 @@ def run_one(impl: Implementation, variant: str, cfg: RunConfig, timeout_s: float
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out),
                *extra_args]
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s")
+        returncode, stderr = run_child(cmd, env, timeout_s)
+        if returncode is None:
+            return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():
-            return RunResult.from_json(out.read_text())
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            try:
+                return RunResult.from_json(out.read_text())
+            except (ValueError, TypeError, KeyError) as exc:
+                return _failed(cfg, impl, variant, f"its result file is unreadable: {exc}")
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        if returncode < 0:
+            how = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        else:
+            how = f"exit status {returncode}"
         return _failed(cfg, impl, variant, f"{how}: {last}")
+
+
+def run_child(cmd: list[str], env: dict, timeout_s: float) -> tuple[int | None, str]:
+    """Run cmd in its own process group; (exit status, stderr), or (None, stderr) on timeout.
+
+    On a timeout or an interrupt the whole group is killed: a framework's helper processes
+    (compile workers, loader workers) must not outlive the run that started them.
+    """
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return None, proc.communicate()[1]
+    except BaseException:  # Ctrl-C: no orphan left running
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
@@ -245,25 +280,36 @@ def progress(done: int, total: int, label: str, status: str) -> None:
     print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}: {status}", file=sys.stderr, flush=True)
 
 
-def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_round=None, done_before: int = 0,
+def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, done_before: int = 0,
                total: int | None = None) -> list[RunResult]:
     """Every run `args.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
-    that a noisy spell of the machine hits every implementation alike; one merged row per run."""
+    that a noisy spell of the machine hits every implementation alike; one merged row per run.
+
+    on_run(finished rows) is called after every run; on Ctrl-C the rows finished so far are
+    attached to the KeyboardInterrupt as .finished."""
     total = total or len(runs) * args.rounds
     rounds: list[list[RunResult]] = [[] for _ in runs]
     done = done_before
-    for round_index in range(args.rounds):
-        for i, (impl, variant, device) in enumerate(runs):
-            if round_index and rounds[i][0].status == "skipped":
-                continue  # a skip is a fact about the machine, not noise: no point asking again
-            result = apply_verdict(run_one(impl, variant, dataclasses.replace(cfg, device=device), args.timeout),
-                                   reference)
-            rounds[i].append(result)
-            done += 1
-            progress(done, total, f"{result.name} round {round_index + 1}/{args.rounds}", result.status)
-        if on_round is not None:
-            on_round([merge_rounds(r) for r in rounds])
-    return [merge_rounds(r) for r in rounds]
+
+    def finished() -> list[RunResult]:
+        return [merge_rounds(r) for r in rounds if r]
+
+    try:
+        for round_index in range(args.rounds):
+            for i, (impl, variant, device) in enumerate(runs):
+                if round_index and rounds[i][0].status == "skipped":
+                    continue  # a skip is a fact about the machine, not noise: no point asking again
+                result = apply_verdict(run_one(impl, variant, dataclasses.replace(cfg, device=device), args.timeout),
+                                       reference)
+                rounds[i].append(result)
+                done += 1
+                progress(done, total, f"{result.name} round {round_index + 1}/{args.rounds}", result.status)
+                if on_run is not None:
+                    on_run(finished())
+    except KeyboardInterrupt as interrupt:
+        interrupt.finished = finished()
+        raise
+    return finished()
 
 
 def measure_machine(cfg: RunConfig, args) -> dict:
@@ -339,10 +385,14 @@ def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
     for point, point_cfg in enumerate(configs):
         point_reference = reference_for(point_cfg)
         reference = reference or point_reference
-        results += run_rounds(runs, point_cfg, args, point_reference, done_before=point * len(runs) * args.rounds,
-                              total=total)
-        if args.out is not None:
-            write_json_atomic(args.out / "results.json", results_document(cfg, results, measurement))
+        done = list(results)
+
+        def save(partial: list[RunResult]) -> None:
+            if args.out is not None:
+                write_json_atomic(args.out / "results.json", results_document(cfg, done + partial, measurement))
+
+        results += run_rounds(runs, point_cfg, args, point_reference, on_run=save,
+                              done_before=point * len(runs) * args.rounds, total=total)
     points = figures(results, measurement["peak_gflops"])
     print(f"\n{header(configs[0], measurement)}\nsweep: {len(configs)} sizes x {len(runs)} runs, "
           f"{args.sweep_steps} steps each, lr scaled with the sizes\n")
@@ -357,8 +407,32 @@ def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
     return 0 if verdict(results)[0] else 1
 
 
+def report_from(args) -> int:
+    """Re-read a results.json: the table, the verdict, and (with --out) the report files."""
+    from common.result import SchemaError, load_results
+
+    try:
+        doc, results = load_results(args.report_from)
+    except SchemaError as exc:
+        print(f"python compare.py: error: --report-from {exc}", file=sys.stderr)
+        return 2
+    cfg = RunConfig.from_dict(doc["config"])
+    measurement = doc.get("measurement") or {}
+    rows = figures(results, measurement.get("peak_gflops"))
+    print(format_table(rows))
+    matched, line = verdict(results)
+    print(f"\n{line}")
+    if args.out is not None and measurement:
+        lecture = [r for r in results if r.config.get("batch") == cfg.batch]
+        reference = reference_for(cfg) if lecture else []
+        write_reports(args.out, cfg, results, rows, reference, measurement, [line])
+    return 0 if matched else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv)
+    if args.report_from is not None:
+        return report_from(args)
     if args.deploy:
         return run_deploy(args, cfg, reference_for(cfg))
     measurement = measure_machine(cfg, args)
@@ -367,11 +441,20 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(args)
     reference = reference_for(cfg)
 
-    def save(partial: list[RunResult]) -> None:  # after each round: an interrupted comparison keeps what finished
+    def save(partial: list[RunResult]) -> None:  # after each run: an interrupted comparison keeps what finished
         if args.out is not None:
             write_json_atomic(args.out / "results.json", results_document(cfg, partial, measurement))
 
-    results = run_rounds(runs, cfg, args, reference, on_round=save)
+    try:
+        results = run_rounds(runs, cfg, args, reference, on_run=save)
+    except KeyboardInterrupt as interrupt:
+        finished = getattr(interrupt, "finished", [])
+        save(finished)
+        print(f"\ninterrupted: {len(finished)} run(s) finished" + (f", kept in {args.out / 'results.json'}"
+                                                                    if args.out else ""), file=sys.stderr)
+        if finished:
+            print(format_table(figures(finished, measurement["peak_gflops"])))
+        return 130
     rows = figures(results, measurement["peak_gflops"])
     print(f"\n{header(cfg, measurement)}\n")
     print(format_table(rows))
@@ -387,4 +470,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the sweep and deploy paths: what finished is already on disk
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -12,9 +12,18 @@ from dataclasses import dataclass, field
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu")
 
-# Beyond this the arrays alone (x, y, w1, w2 and their gradients) would not fit in memory
-# of the machines this suite targets; refuse before allocating rather than die in malloc.
-MAX_PROBLEM_BYTES = 8 * 2**30
+def _memory_limit_bytes() -> int:
+    """Half the machine's physical memory: room for the framework's own copies of the arrays.
+
+    Refusing before allocating beats dying in malloc (or in the OOM killer) mid-run.
+    """
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+MAX_PROBLEM_BYTES = _memory_limit_bytes()
 
 
 class ConfigError(ValueError):
@@ -61,7 +70,8 @@ class RunConfig:
         if self.problem_bytes() > MAX_PROBLEM_BYTES:
             raise ConfigError(
                 f"sizes N={self.batch} D_in={self.d_in} H={self.hidden} D_out={self.d_out} need about "
-                f"{self.problem_bytes() / 2**30:.1f} GiB, more than the {MAX_PROBLEM_BYTES / 2**30:.0f} GiB allowed"
+                f"{self.problem_bytes() / 2**30:.1f} GiB, more than the {MAX_PROBLEM_BYTES / 2**30:.0f} GiB allowed "
+                "(half this machine's memory)"
             )
         return self
 

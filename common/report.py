@@ -89,7 +89,7 @@ def table_notes(rows: list[dict]) -> list[str]:
     notes += [f"{f['name']}: {f['note']}" for f in rows if f["note"] and f["status"] == "ok"]
     if any(f["noisy"] for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
-    return notes
+    return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
 
 
 def format_table(rows: list[dict]) -> str:

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of results.json; bump on any change a reader of an older file would misread
 STATUSES = ("ok", "mismatch", "skipped", "failed", "diverged")
 
 # Strict JSON has no NaN or infinity; a diverged run's last loss is one, so spell them out.
@@ -110,3 +110,27 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
         rounds_text = ", ".join(map(str, differing))
         merged.note = "; ".join(filter(None, [merged.note, f"losses of round(s) {rounds_text} differ from round 1's"]))
     return merged
+
+
+class SchemaError(ValueError):
+    """A results file this version cannot read; the message says why in one line."""
+
+
+def load_results(path) -> tuple[dict, list[RunResult]]:
+    """Read a results.json written by compare.py, refusing other schema versions."""
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: not JSON ({exc})") from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"{path}: results schema version {version!r}; this fourways reads version "
+                          f"{SCHEMA_VERSION} only (rerun compare.py to regenerate it)")
+    try:
+        return doc, [RunResult.from_dict(run) for run in doc["runs"]]
+    except (KeyError, TypeError) as exc:
+        raise SchemaError(f"{path}: malformed results ({type(exc).__name__}: {exc})") from None

@@ -18,7 +18,7 @@ BAD_INPUTS = [
     (("--threads", "0"), "--threads must be an integer >= 1"),
     (("--dtype", "float16"), "--dtype must be one of float32, float64, got 'float16'"),
     (("--batch", "many"), "argument --batch/-N: invalid int value: 'many'"),
-    (("--d-in", "10000000", "--hidden", "100000"), "GiB, more than the 8 GiB allowed"),
+    (("--d-in", "10000000", "--hidden", "100000"), "GiB allowed (half this machine's memory)"),
 ]
 
 
