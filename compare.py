@@ -7,27 +7,21 @@ share thread pools or allocators, with the same thread count for all.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
-from importlib.util import find_spec
 from pathlib import Path
 
 from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.problem import make_problem
-from common.report import (figures, format_table, markdown_table, results_document, table_notes, verdict,
-                           write_csv, write_json_atomic)
+from common.report import (figures, format_table, gpu_line, header, results_document, timer_line, verdict,
+                           write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds
-from common.roofline import floor_s, measure_peak_gflops
+from common.roofline import measure_peak_gflops
 from common.sweep import ladder_configs, summary
 from common.timing import timer_overhead_s
-from common.runner import apply_verdict, skipped
-from implementations import ALIASES, REGISTRY, Implementation, missing_packages
-
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from common.launch import THREAD_ENV, run_one
+from common.runner import apply_verdict
+from implementations import ALIASES, REGISTRY, Implementation
 # --sweep without --variants: each framework's idiomatic training loop, one row each.
 SWEEP_VARIANTS = {"numpy": "manual", "torch": "autograd", "tensorflow": "variables", "onnx": "step",
                   "keras-tensorflow": "fit", "keras-jax": "fit"}
@@ -121,80 +115,6 @@ def plan(args) -> list[tuple[Implementation, str, str]]:
             for v in REGISTRY[f].variants if wanted(f, v)]
 
 
-def config_flags(cfg: RunConfig) -> list[str]:
-    """The CLI flags that reproduce `cfg` in a child process (repr keeps floats exact)."""
-    flags = []
-    for name, value in cfg.to_dict().items():
-        flags += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
-    return flags
-
-
-def run_one(impl: Implementation, variant: str, cfg: RunConfig, timeout_s: float,
-            extra_args: tuple[str, ...] = ()) -> RunResult:
-    """One run in a fresh subprocess; any way it can fail becomes a row with the reason."""
-    missing = missing_packages(impl)
-    if missing:
-        return skipped(cfg, impl.framework, variant,
-                       f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
-    env = child_env(cfg, dict(impl.env))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out),
-               *extra_args]
-        returncode, stderr = run_child(cmd, env, timeout_s)
-        if returncode is None:
-            return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s (--timeout)")
-        if out.exists():
-            try:
-                return RunResult.from_json(out.read_text())
-            except (ValueError, TypeError, KeyError) as exc:
-                return _failed(cfg, impl, variant, f"its result file is unreadable: {exc}")
-        last = (stderr.strip().splitlines() or ["no output"])[-1]
-        if returncode < 0:
-            how = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
-        else:
-            how = f"exit status {returncode}"
-        return _failed(cfg, impl, variant, f"{how}: {last}")
-
-
-def run_child(cmd: list[str], env: dict, timeout_s: float) -> tuple[int | None, str]:
-    """Run cmd in its own process group; (exit status, stderr), or (None, stderr) on timeout.
-
-    On a timeout or an interrupt the whole group is killed: a framework's helper processes
-    (compile workers, loader workers) must not outlive the run that started them.
-    """
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        _, stderr = proc.communicate(timeout=timeout_s)
-        return proc.returncode, stderr
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return None, proc.communicate()[1]
-    except BaseException:  # Ctrl-C: no orphan left running
-        _kill_group(proc)
-        raise
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
-    """The environment of every child: equal thread counts, set before any library loads."""
-    return {**os.environ, **{name: str(cfg.threads) for name in THREAD_ENV}, **extra}
-
-
-def _failed(cfg: RunConfig, impl: Implementation, variant: str, reason: str) -> RunResult:
-    result = skipped(cfg, impl.framework, variant, reason)
-    result.status = "failed"
-    return result
-
-
 def reference_for(cfg: RunConfig) -> list[float]:
     from threadpoolctl import threadpool_limits
 
@@ -202,75 +122,6 @@ def reference_for(cfg: RunConfig) -> list[float]:
 
     with threadpool_limits(limits=cfg.threads):
         return reference_losses(cfg, make_problem(cfg))
-
-
-def run_deploy(args, cfg: RunConfig, reference: list[float]) -> int:
-    """Train once with --deploy-from, export three ways, time each model in each runtime."""
-    from common.problem import make_serving_batch
-    from common.report import format_deploy_table
-    from common.timing import step_stats
-    from deploy import node
-    from deploy.bench import DEPLOY_TOLERANCE, max_rel_diff
-    from deploy.export import EXPORTERS, NEEDS, numpy_forward
-
-    impl, variant = args.deploy_from
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.out / "models" if args.out else Path(tmp)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        weights = model_dir / "weights.npz"
-        print(f"training {impl.framework}/{variant} for the weights to deploy ...", file=sys.stderr, flush=True)
-        trained = apply_verdict(run_one(impl, variant, cfg, args.timeout, ("--save-weights", str(weights))), reference)
-        if trained.status != "ok":
-            print(f"deploy: training with {trained.name} did not give weights to deploy: {trained.status} "
-                  f"({trained.error})")
-            return 1
-        rows, notes = [], []
-        for source in EXPORTERS:
-            packages, extra = NEEDS[source]
-            missing = [name for name in packages if find_spec(name) is None]
-            if missing:
-                notes.append(f"{source}: skipped, {', '.join(missing)} not installed: pip install -e '.[{extra}]'")
-                continue
-            print(f"exporting and timing {source} ...", file=sys.stderr, flush=True)
-            out = Path(tmp) / f"{source}.json"
-            cmd = [sys.executable, "-m", "deploy.bench", "--source", source, "--weights", str(weights),
-                   "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(out)]
-            proc = subprocess.run(cmd, env=child_env(cfg, {"KERAS_BACKEND": "tensorflow"}), capture_output=True,
-                                  text=True, timeout=args.timeout)
-            if proc.returncode != 0 or not out.exists():
-                notes.append(f"{source}: failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
-                continue
-            rows += json.loads(out.read_text())
-
-        reason = node.unavailable_reason()
-        if reason:
-            notes.append(f"onnxruntime-node: skipped, {reason}")
-        elif (model_dir / "predict_net.onnx").exists():
-            import numpy as np
-
-            x = make_serving_batch(cfg)
-            w = np.load(weights)
-            forward = numpy_forward(w["w1"].astype(cfg.dtype), w["w2"].astype(cfg.dtype))
-            for batch in dict.fromkeys((1, cfg.batch)):
-                y, times = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
-                stats = step_stats(times, cfg.warmup)
-                rows.append({"model": "predict_net.onnx", "source": "predict_net", "runtime": "onnxruntime-node",
-                             "batch": batch, "dtype": cfg.dtype, "median_s": stats.median_s, "iqr_s": stats.iqr_s,
-                             "max_rel_err": max_rel_diff(y, forward(x[:batch]))})
-
-    print(f"\ndeploying {trained.name}'s weights; N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, "
-          f"{cfg.threads} threads; median of 200 calls after {cfg.warmup} warm-up; max rel err: max|out - source| "
-          f"/ max|source| on a fresh input (bound {cfg.dtype} {DEPLOY_TOLERANCE[cfg.dtype]:g})\n")
-    if rows:
-        print(format_deploy_table(rows, DEPLOY_TOLERANCE))
-    if notes:
-        print("\nnotes:\n" + "\n".join(f"  {n}" for n in notes))
-    if args.out is not None:
-        write_json_atomic(args.out / "deploy.json", {"config": cfg.to_dict(), "rows": rows, "notes": notes})
-        print(f"wrote {args.out / 'deploy.json'} and the models in {args.out / 'models'}")
-    failed = any(n.split(": ", 1)[1].startswith("failed") for n in notes)
-    bad = [r for r in rows if r["max_rel_err"] is not None and r["max_rel_err"] > DEPLOY_TOLERANCE[r["dtype"]]]
-    return 0 if rows and not failed and not bad else 1
 
 
 def progress(done: int, total: int, label: str, status: str) -> None:
@@ -318,61 +169,6 @@ def measure_machine(cfg: RunConfig, args) -> dict:
     return {"peak_gflops": measure_peak_gflops(cfg.dtype, cfg.threads), "peak_dtype": cfg.dtype,
             "timer_overhead_s": timer_overhead_s(), "rounds": args.rounds, "warmup_steps": cfg.warmup,
             "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
-
-
-def header(cfg: RunConfig, measurement: dict) -> str:
-    return (f"N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out} ({cfg.flops_per_step() / 1e6:.2f} "
-            f"MFLOP/step), {cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
-            f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
-            f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
-            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")
-
-
-def timer_line(rows: list[dict], measurement: dict) -> str:
-    fastest = min((f["median_s"] for f in rows if f["median_s"]), default=None)
-    cost = measurement["timer_overhead_s"]
-    if fastest is None:
-        return f"timer: {cost * 1e6:.2f} us per step"
-    share = cost / fastest
-    warn = "" if share < 0.01 else "  WARNING: over 1% of the fastest step, its times are inflated"
-    return f"timer: {cost * 1e6:.2f} us per step, {share:.2%} of the fastest step{warn}"
-
-
-def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
-    """CPU vs GPU per implementation, or one line saying why there is no such comparison."""
-    if "gpu" not in devices:
-        return None
-    cpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
-    gpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
-    pairs = [(k, cpu[k]["median_s"] / gpu[k]["median_s"]) for k in gpu if k in cpu]
-    if not gpu:
-        return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"
-    if not pairs:
-        return "CPU vs GPU: run with --device all to see GPU/CPU speedups"
-    return "GPU/CPU speedup (CPU median / GPU median): " + ", ".join(f"{fw}/{v} {x:.2f}x" for (fw, v), x in pairs)
-
-
-def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[dict], reference: list[float],
-                  measurement: dict, lines: list[str], sweep_points: list[dict] | None = None) -> None:
-    """results.json, results.csv, the plots and report.md embedding them."""
-    from common import plots
-
-    write_json_atomic(out / "results.json", results_document(cfg, results, measurement))
-    write_csv(out / "results.csv", sweep_points if sweep_points is not None else rows)
-    lecture = [r for r in results if RunConfig.from_dict(r.config).flops_per_step() == cfg.flops_per_step()]
-    plots.loss_curves(lecture, reference, out / "loss_curves.png")
-    plots.step_time([f for f in rows if f["flops_per_step"] == cfg.flops_per_step()], out / "step_time.png")
-    images = ["loss_curves.png", "step_time.png"]
-    if sweep_points is not None:
-        plots.sweep(sweep_points, measurement["peak_gflops"], out / "sweep.png")
-        images.append("sweep.png")
-    machine = results_document(cfg, [], measurement)["machine"]
-    md = [f"# fourways results\n", f"{header(cfg, measurement)}\n",
-          f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
-          f"Python {machine['python']}\n", markdown_table(rows), ""]
-    md += [f"- {line}" for line in lines + table_notes(rows)]
-    md += [""] + [f"![{name}]({name})\n" for name in images]
-    (out / "report.md").write_text("\n".join(md))
 
 
 def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
@@ -434,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_from is not None:
         return report_from(args)
     if args.deploy:
+        from deploy.run import run_deploy
+
         return run_deploy(args, cfg, reference_for(cfg))
     measurement = measure_machine(cfg, args)
     if args.sweep:

@@ -192,3 +192,58 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def header(cfg: RunConfig, measurement: dict) -> str:
+    return (f"N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out} ({cfg.flops_per_step() / 1e6:.2f} "
+            f"MFLOP/step), {cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
+            f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
+            f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
+            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")
+
+
+def timer_line(rows: list[dict], measurement: dict) -> str:
+    fastest = min((f["median_s"] for f in rows if f["median_s"]), default=None)
+    cost = measurement["timer_overhead_s"]
+    if fastest is None:
+        return f"timer: {cost * 1e6:.2f} us per step"
+    share = cost / fastest
+    warn = "" if share < 0.01 else "  WARNING: over 1% of the fastest step, its times are inflated"
+    return f"timer: {cost * 1e6:.2f} us per step, {share:.2%} of the fastest step{warn}"
+
+
+def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
+    """CPU vs GPU per implementation, or one line saying why there is no such comparison."""
+    if "gpu" not in devices:
+        return None
+    cpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
+    gpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
+    pairs = [(k, cpu[k]["median_s"] / gpu[k]["median_s"]) for k in gpu if k in cpu]
+    if not gpu:
+        return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"
+    if not pairs:
+        return "CPU vs GPU: run with --device all to see GPU/CPU speedups"
+    return "GPU/CPU speedup (CPU median / GPU median): " + ", ".join(f"{fw}/{v} {x:.2f}x" for (fw, v), x in pairs)
+
+
+def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[dict], reference: list[float],
+                  measurement: dict, lines: list[str], sweep_points: list[dict] | None = None) -> None:
+    """results.json, results.csv, the plots and report.md embedding them."""
+    from common import plots  # matplotlib loads only when a report is written
+
+    write_json_atomic(out / "results.json", results_document(cfg, results, measurement))
+    write_csv(out / "results.csv", sweep_points if sweep_points is not None else rows)
+    lecture = [r for r in results if RunConfig.from_dict(r.config).flops_per_step() == cfg.flops_per_step()]
+    plots.loss_curves(lecture, reference, out / "loss_curves.png")
+    plots.step_time([f for f in rows if f["flops_per_step"] == cfg.flops_per_step()], out / "step_time.png")
+    images = ["loss_curves.png", "step_time.png"]
+    if sweep_points is not None:
+        plots.sweep(sweep_points, measurement["peak_gflops"], out / "sweep.png")
+        images.append("sweep.png")
+    machine = machine_info()
+    md = ["# fourways results\n", f"{header(cfg, measurement)}\n",
+          f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
+          f"Python {machine['python']}\n", markdown_table(rows), ""]
+    md += [f"- {line}" for line in lines + table_notes(rows)]
+    md += [""] + [f"![{name}]({name})\n" for name in images]
+    (out / "report.md").write_text("\n".join(md))

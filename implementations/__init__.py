@@ -16,6 +16,12 @@ class Implementation(NamedTuple):
     extra: str | None  # pip extra that installs them
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
 
+    def missing(self) -> list[str]:
+        """Packages this implementation needs that are not importable here (found without importing)."""
+        from importlib.util import find_spec
+
+        return [name for name in self.requires if find_spec(name) is None]
+
 
 REGISTRY: dict[str, Implementation] = {
     "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None),
@@ -35,10 +41,3 @@ for _backend in ("tensorflow", "torch", "jax"):
         "keras" if _backend == "tensorflow" else f"keras,{_backend}", (("KERAS_BACKEND", _backend),))
 
 ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}
-
-
-def missing_packages(impl: Implementation) -> list[str]:
-    """Packages of `impl` that are not importable here (found without importing them)."""
-    from importlib.util import find_spec
-
-    return [name for name in impl.requires if find_spec(name) is None]

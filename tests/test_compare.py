@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from common.result import SCHEMA_VERSION, STATUSES, RunResult
-from compare import run_one
-from implementations import REGISTRY, Implementation, missing_packages
+from common.launch import run_one
+from implementations import REGISTRY, Implementation
 from tests.conftest import ROOT, small_config
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3",
@@ -76,7 +76,7 @@ def test_diverging_run_is_reported_not_matched(cli, tmp_path):
 
 def test_missing_framework_is_a_skipped_row_naming_the_extra():
     ghost = Implementation("ghost", "implementations.ghost", ("x",), ("no_such_package_xyz",), "ghost")
-    assert missing_packages(ghost) == ["no_such_package_xyz"]
+    assert ghost.missing() == ["no_such_package_xyz"]
     result = run_one(ghost, "x", small_config(), timeout_s=10)
     assert result.status == "skipped"
     assert result.error == "no_such_package_xyz not installed: pip install -e '.[ghost]'"
@@ -85,7 +85,7 @@ def test_missing_framework_is_a_skipped_row_naming_the_extra():
 @pytest.mark.parametrize("impl", REGISTRY.values(), ids=lambda i: i.framework)
 def test_registry_lists_exactly_each_module_variants(impl):
     # In a subprocess with the entry's environment: a Keras module's name depends on its backend.
-    if missing_packages(impl):
+    if impl.missing():
         pytest.skip(f"{impl.framework} not installed")
     code = f"import json, {impl.module} as m; print(json.dumps([m.FRAMEWORK, list(m.VARIANTS)]))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **dict(impl.env)},

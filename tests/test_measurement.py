@@ -12,8 +12,7 @@ from common.result import RunResult, merge_rounds
 from common.roofline import achieved_gflops, floor_s, measure_peak_gflops
 from common.sweep import LADDER, crossovers, gpu_wins, ladder_configs, overall_crossover
 from common.timing import step_stats
-from compare import gpu_line, timer_line
-from tests.conftest import small_config
+from common.report import gpu_line, timer_line
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
