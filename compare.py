@@ -124,11 +124,12 @@ def reference_for(cfg: RunConfig) -> list[float]:
         return reference_losses(cfg, make_problem(cfg))
 
 
-def progress(done: int, total: int, label: str, status: str) -> None:
-    """One line per finished run on stderr: a bar, the count, the run and how it ended."""
+def progress(done: int, total: int, label: str) -> None:
+    """The bar (runs done / total) and the run starting now, on stderr; its status ends the line."""
     width = 20
     filled = width * done // total
-    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}: {status}", file=sys.stderr, flush=True)
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, running {label} ...", end="",
+          file=sys.stderr, flush=True)
 
 
 def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, done_before: int = 0,
@@ -150,11 +151,13 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
             for i, (impl, variant, device) in enumerate(runs):
                 if round_index and rounds[i][0].status == "skipped":
                     continue  # a skip is a fact about the machine, not noise: no point asking again
-                result = apply_verdict(run_one(impl, variant, dataclasses.replace(cfg, device=device), args.timeout),
-                                       reference)
+                run_cfg = dataclasses.replace(cfg, device=device)
+                progress(done, total, f"{impl.framework}/{variant}/{device}/{cfg.dtype} round {round_index + 1}/"
+                                      f"{args.rounds}")
+                result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
+                print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
-                progress(done, total, f"{result.name} round {round_index + 1}/{args.rounds}", result.status)
                 if on_run is not None:
                     on_run(finished())
     except KeyboardInterrupt as interrupt:

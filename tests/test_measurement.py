@@ -132,7 +132,7 @@ def test_out_dir_holds_json_csv_plots_and_report(cli, tmp_path):
         assert_png(tmp_path / name)
     report = (tmp_path / "report.md").read_text()
     assert "![loss_curves.png](loss_curves.png)" in report and "| numpy | manual |" in report
-    assert "] 2/2 numpy/manual/cpu/float32 round 2/2: ok" in proc.stderr  # the progress bar
+    assert "] 1/2 done, running numpy/manual/cpu/float32 round 2/2 ... ok" in proc.stderr  # the progress bar
 
 
 def test_sweep_writes_its_plot_and_names_the_crossover(cli, tmp_path):
