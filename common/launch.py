@@ -39,8 +39,9 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
     env = child_env(cfg, dict(impl.env))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
+        # --no-check: the parent judges every run against its one reference; the child need not.
         cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out),
-               *extra_args]
+               "--no-check", *extra_args]
         returncode, stderr = run_child(cmd, env, timeout_s)
         if returncode is None:
             return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s (--timeout)")
