@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import platform
@@ -150,7 +151,9 @@ def gpu_name() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
+@functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
+    """CPU, cores, GPU, Python: read once per process (results.json is rewritten after every run)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

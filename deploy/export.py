@@ -29,9 +29,9 @@ def export_torch(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
     import onnx
     import torch
 
-    from implementations.pytorch import _sequential
+    from implementations.pytorch import make_sequential
 
-    model = _sequential(torch.tensor(w1), torch.tensor(w2)).eval()
+    model = make_sequential(torch.tensor(w1), torch.tensor(w2)).eval()
     path = model_dir / "torch_export.onnx"
     example = torch.zeros(2, w1.shape[0], dtype=model[0].weight.dtype)
     torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y_pred"],

@@ -63,7 +63,7 @@ def build_autograd(x, y, w1, w2, lr):
     return step, (w1, w2)
 
 
-def _sequential(w1, w2):
+def make_sequential(w1, w2):
     """nn.Sequential holding the Problem's weights (Linear stores W as (out, in), hence .t())."""
     d_in, h = w1.shape
     d_out = w2.shape[1]
@@ -85,7 +85,7 @@ def _weights_of(model):
 
 
 def build_module(x, y, w1, w2, lr):
-    model = _sequential(w1, w2)
+    model = make_sequential(w1, w2)
     loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
 
@@ -100,7 +100,7 @@ def build_module(x, y, w1, w2, lr):
 
 
 def build_compile(x, y, w1, w2, lr):
-    model = _sequential(w1, w2)
+    model = make_sequential(w1, w2)
     loss_fn = torch.nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
 
