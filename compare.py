@@ -11,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.problem import make_problem
-from common.report import (figures, format_table, gpu_line, header, results_document, timer_line, verdict,
+from common.report import (feed_lines, figures, format_table, gpu_line, header, results_document, timer_line, verdict,
                            write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds
 from common.roofline import measure_peak_gflops
@@ -54,10 +54,17 @@ def parse_args(argv: list[str] | None):
                    help="the implementation whose trained weights are deployed (default onnx/step)")
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args, device="cpu")
+        args.feeds = _pick(args.feed, list(FEEDS), "--feed")
+        if not args.samples and args.feeds != ["resident"]:
+            raise ConfigError("--feed needs --samples: the lecture's one batch is always resident")
+        if args.samples and (args.sweep or args.deploy):
+            raise ConfigError(f"--samples cannot be combined with {'--sweep' if args.sweep else '--deploy'}, "
+                              "which train on the lecture's one batch")
+        cfg = config_from_args(args, device="cpu", feed=args.feeds[0])
         args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks", ALIASES)
         all_variants = [v for f in args.frameworks for v in REGISTRY[f].variants]
-        args.sweep_representatives = args.sweep and args.variants == "all"
+        # --sweep and minibatch mode, without --variants: one idiomatic variant per framework
+        args.representatives = (args.sweep or bool(args.samples)) and args.variants == "all"
         args.variants = _pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")
         args.devices = _pick(args.device, list(DEVICES), "--device")
         args.deploy_from = _deploy_source(args.deploy_from)
@@ -105,14 +112,19 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
-def plan(args) -> list[tuple[Implementation, str, str]]:
+def plan(args) -> list[tuple[Implementation, str, str, str | None]]:
+    """(implementation, variant, device, feed) of every run; feed is None for the lecture's batch."""
     def wanted(framework: str, variant: str) -> bool:
-        if args.sweep_representatives:  # one per framework keeps the sweep to a few minutes
-            return SWEEP_VARIANTS.get(framework) == variant
-        return variant in args.variants
+        if not args.representatives:
+            return variant in args.variants
+        # one per framework keeps the sweep, and the grid of feeds, to minutes
+        if args.samples:
+            return REGISTRY[framework].minibatch[:1] == (variant,)
+        return SWEEP_VARIANTS.get(framework) == variant
 
-    return [(REGISTRY[f], v, d) for d in args.devices for f in args.frameworks
-            for v in REGISTRY[f].variants if wanted(f, v)]
+    feeds = args.feeds if args.samples else [None]
+    return [(REGISTRY[f], v, d, feed) for d in args.devices for f in args.frameworks
+            for v in REGISTRY[f].variants if wanted(f, v) for feed in feeds]
 
 
 def reference_for(cfg: RunConfig) -> list[float]:
@@ -148,11 +160,12 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
 
     try:
         for round_index in range(args.rounds):
-            for i, (impl, variant, device) in enumerate(runs):
+            for i, (impl, variant, device, feed) in enumerate(runs):
                 if round_index and rounds[i][0].status == "skipped":
                     continue  # a skip is a fact about the machine, not noise: no point asking again
-                run_cfg = dataclasses.replace(cfg, device=device)
-                progress(done, total, f"{impl.framework}/{variant}/{device}/{cfg.dtype} round {round_index + 1}/"
+                run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed)
+                label = variant if feed is None else f"{variant}+{feed}"
+                progress(done, total, f"{impl.framework}/{label}/{device}/{cfg.dtype} round {round_index + 1}/"
                                       f"{args.rounds}")
                 result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
@@ -261,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     matched, line = verdict(results)
     lines = [line, timer_line(rows, measurement)]
+    lines += feed_lines(rows)
     gpu = gpu_line(rows, args.devices)
     lines += [gpu] if gpu else []
     print("\n" + "\n".join(lines))

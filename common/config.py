@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu")
+# How minibatches reach the step (see common/data.py): on the device before step 1, copied
+# there every step, prepared ahead by background workers, read from memory-mapped .npy files.
+FEEDS = ("resident", "copy", "prefetch", "disk")
+PIN_MEMORY = ("auto", "on", "off")
 
 def _memory_limit_bytes() -> int:
     """Half the machine's physical memory: room for the framework's own copies of the arrays.
@@ -51,12 +55,51 @@ class RunConfig:
     # Timed steps left out of the statistics (their times are still kept in the result);
     # step 1 is always counted as setup because it pays for lazy initialisation and tracing.
     warmup: int = 10
+    # Minibatch mode: a dataset of `samples` rows (0: the lecture's one full batch), shuffled
+    # every epoch in an order shared by every implementation; steps = epochs * (samples // batch).
+    samples: int = 0
+    epochs: int = 1
+    feed: str = "resident"
+    loader_workers: int = 1  # background workers of the prefetch feed
+    pin_memory: str = "auto"  # DataLoader pin_memory: auto = on for the GPU
+
+    def __post_init__(self):
+        # In minibatch mode the step count follows from the data; one source of truth.
+        if self.minibatch and isinstance(self.batch, int) and self.batch >= 1 and isinstance(self.epochs, int):
+            object.__setattr__(self, "steps", self.epochs * (self.samples // self.batch))
+
+    @property
+    def minibatch(self) -> bool:
+        return isinstance(self.samples, int) and self.samples > 0
+
+    @property
+    def rows(self) -> int:
+        """Rows of the dataset: M in minibatch mode, else the lecture's N."""
+        return self.samples if self.minibatch else self.batch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.samples // self.batch if self.minibatch else 1
 
     def validate(self) -> "RunConfig":
         for name in ("batch", "d_in", "hidden", "d_out", "steps", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        for name in ("samples", "warmup"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"--{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"--epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.minibatch and self.samples < self.batch:
+            raise ConfigError(f"--samples (M={self.samples}) must be at least --batch (N={self.batch})")
+        if self.feed not in FEEDS:
+            raise ConfigError(f"--feed must be one of {', '.join(FEEDS)}, got {self.feed!r}")
+        if not isinstance(self.loader_workers, int) or self.loader_workers < 1:
+            raise ConfigError(f"--loader-workers must be an integer >= 1, got {self.loader_workers!r}")
+        if self.pin_memory not in PIN_MEMORY:
+            raise ConfigError(f"--pin-memory must be one of {', '.join(PIN_MEMORY)}, got {self.pin_memory!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"--warmup must be an integer >= 0, got {self.warmup!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -82,7 +125,7 @@ class RunConfig:
     def problem_bytes(self) -> int:
         """Rough working set: data, weights, activations and gradients, each about twice."""
         n, d, h, o = self.batch, self.d_in, self.hidden, self.d_out
-        elements = n * d + n * o + 2 * (d * h + h * o) + 3 * n * h + 2 * n * o
+        elements = self.rows * (d + o) + n * d + n * o + 2 * (d * h + h * o) + 3 * n * h + 2 * n * o
         return 2 * elements * self.itemsize
 
     def flops_per_step(self) -> int:
@@ -122,7 +165,8 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--d-in", type=int, default=d.d_in, help=f"D_in, input features (default {d.d_in})")
     g.add_argument("--hidden", "-H", type=int, default=d.hidden, help=f"H, hidden units (default {d.hidden})")
     g.add_argument("--d-out", type=int, default=d.d_out, help=f"D_out, outputs (default {d.d_out})")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"SGD steps (default {d.steps})")
+    g.add_argument("--steps", type=int, default=None,
+                   help=f"SGD steps (default {d.steps}; with --samples: epochs x samples/N, not settable)")
     g.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
     g.add_argument("--dtype", default=d.dtype, help=f"one of {', '.join(DTYPES)} (default {d.dtype})")
     g.add_argument("--seed", type=int, default=d.seed, help=f"seed of the data and initial weights (default {d.seed})")
@@ -130,13 +174,29 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                    help=f"CPU threads for every framework (default: the cores this process may use, {d.threads})")
     g.add_argument("--warmup", type=int, default=d.warmup,
                    help=f"timed steps after step 1 left out of the statistics (default {d.warmup})")
+    m = parser.add_argument_group("minibatch mode (default: the lecture's one full batch, every step)")
+    m.add_argument("--samples", "-M", type=int, default=d.samples,
+                   help="M, rows in the dataset; each step trains on the next N of them in a shuffled order "
+                        "shared by every framework (a last partial batch is dropped)")
+    m.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the dataset (default {d.epochs})")
+    m.add_argument("--feed", default=d.feed,
+                   help=f"how batches reach the step: {', '.join(FEEDS)} (default {d.feed}; see README)")
+    m.add_argument("--loader-workers", type=int, default=d.loader_workers,
+                   help="background workers of the prefetch feed: DataLoader num_workers, tf.data parallel "
+                        f"calls, NumPy threads (default {d.loader_workers})")
+    m.add_argument("--pin-memory", default=d.pin_memory,
+                   help=f"PyTorch DataLoader pin_memory: {', '.join(PIN_MEMORY)} (default auto: on for the GPU)")
 
 
-def config_from_args(args: argparse.Namespace, device: str | None = None) -> RunConfig:
-    """Build and validate a RunConfig from parsed flags (device given separately by compare.py)."""
+def config_from_args(args: argparse.Namespace, device: str | None = None, feed: str | None = None) -> RunConfig:
+    """Build and validate a RunConfig from parsed flags (device and feed given separately by compare.py)."""
+    if args.samples and args.steps is not None:
+        raise ConfigError("--steps cannot be set with --samples: steps = epochs x (samples // batch); use --epochs")
     return RunConfig(
         batch=args.batch, d_in=args.d_in, hidden=args.hidden, d_out=args.d_out,
-        steps=args.steps, lr=args.lr, dtype=args.dtype, seed=args.seed,
+        steps=RunConfig.steps if args.steps is None else args.steps, lr=args.lr, dtype=args.dtype, seed=args.seed,
         device=device if device is not None else args.device,
-        threads=args.threads, warmup=args.warmup,
+        threads=args.threads, warmup=args.warmup, samples=args.samples, epochs=args.epochs,
+        feed=feed if feed is not None else args.feed, loader_workers=args.loader_workers,
+        pin_memory=args.pin_memory,
     ).validate()

@@ -20,6 +20,8 @@ def config_flags(cfg: RunConfig) -> list[str]:
     """The CLI flags that reproduce `cfg` in a child process (repr keeps floats exact)."""
     flags = []
     for name, value in cfg.to_dict().items():
+        if name == "steps" and cfg.minibatch:
+            continue  # derived from samples and epochs; the child refuses it alongside --samples
         flags += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
     return flags
 

@@ -10,8 +10,8 @@ from common.config import RunConfig
 
 
 class Problem(NamedTuple):
-    x: np.ndarray  # (N, D_in)
-    y: np.ndarray  # (N, D_out)
+    x: np.ndarray  # (N, D_in); in minibatch mode the dataset, (M, D_in)
+    y: np.ndarray  # (N, D_out); (M, D_out)
     w1: np.ndarray  # (D_in, H)
     w2: np.ndarray  # (H, D_out)
 
@@ -23,7 +23,7 @@ def make_problem(cfg: RunConfig) -> Problem:
     and both dtypes describe the same problem.
     """
     rng = np.random.default_rng(cfg.seed)
-    shapes = ((cfg.batch, cfg.d_in), (cfg.batch, cfg.d_out), (cfg.d_in, cfg.hidden), (cfg.hidden, cfg.d_out))
+    shapes = ((cfg.rows, cfg.d_in), (cfg.rows, cfg.d_out), (cfg.d_in, cfg.hidden), (cfg.hidden, cfg.d_out))
     arrays = (np.ascontiguousarray(rng.standard_normal(s).astype(cfg.dtype)) for s in shapes)
     return Problem(*arrays)
 

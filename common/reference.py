@@ -9,13 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from common import runner
+from common import data, runner
 from common.config import RunConfig
 from common.problem import Problem
 from common.timing import Trainer
 
 FRAMEWORK = "numpy"
 VARIANTS = ("manual",)
+MINIBATCH_VARIANTS = VARIANTS
 
 
 def loss_and_grads(x, y, w1, w2):
@@ -37,11 +38,10 @@ def loss_and_grads(x, y, w1, w2):
 def build(cfg: RunConfig, problem: Problem, variant: str = "manual") -> Trainer:
     if cfg.device != "cpu":
         raise NotImplementedError("NumPy runs on the CPU only")
-    x, y = problem.x, problem.y
     w1, w2 = problem.w1.copy(), problem.w2.copy()
     lr = np.dtype(cfg.dtype).type(cfg.lr)
 
-    def step():
+    def step(x=problem.x, y=problem.y):  # minibatch mode passes each batch; else the lecture's one
         nonlocal w1, w2  # updated in place; the name binding is what needs declaring
         # Overflow on a diverging run is reported by the harness as "diverged at step k".
         with np.errstate(over="ignore", invalid="ignore"):
@@ -54,15 +54,25 @@ def build(cfg: RunConfig, problem: Problem, variant: str = "manual") -> Trainer:
             w2 -= grad_w2
         return loss
 
-    return Trainer(step, weights=lambda: (w1.copy(), w2.copy()))
+    # NumPy has no device and no loader: resident and copy gather alike; prefetch adds threads.
+    feed = (lambda: data.feed_batches(cfg, problem)) if cfg.minibatch else None
+    return Trainer(step, weights=lambda: (w1.copy(), w2.copy()), feed=feed)
 
 
-def reference_losses(cfg: RunConfig, problem: Problem) -> list[float]:
-    """Per-step losses of plain SGD, the sequence every implementation is judged against."""
+def reference_losses(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None) -> list[float]:
+    """Per-step losses of plain SGD, the sequence every implementation is judged against.
+
+    In minibatch mode the batches follow `order` (default: the shared data.batch_order(cfg)).
+    """
     step = build(dataclasses.replace(cfg, device="cpu"), problem).step
+    if cfg.minibatch:
+        batches = (data.gather(problem.x, problem.y, rows) for rows in
+                   (data.batch_order(cfg) if order is None else order))
+    else:
+        batches = ((problem.x, problem.y) for _ in range(cfg.steps))
     losses = []
-    for _ in range(cfg.steps):
-        losses.append(float(step()))
+    for x, y in batches:
+        losses.append(float(step(x, y)))
         if not np.isfinite(losses[-1]):
             break
     return losses

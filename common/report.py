@@ -20,7 +20,9 @@ from common.timing import NOISY_SPREAD, step_stats
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "max rel err", "@step", "match",
            "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor")
-CSV_FIELDS = ("framework", "variant", "device", "dtype", "batch", "d_in", "hidden", "d_out", "flops_per_step",
+FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
+CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "batch", "d_in", "hidden", "d_out",
+              "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s",
               "status", "final_loss", "max_rel_err", "worst_step", "setup_s", "rounds", "timed_steps", "median_s",
               "iqr_s", "spread", "steps_per_s", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "error")
 
@@ -30,10 +32,22 @@ def figures(results: list[RunResult], peak_gflops: float | None) -> list[dict]:
     rows = []
     for r in results:
         cfg = RunConfig.from_dict(r.config) if r.config else None
-        stats = step_stats(r.step_times_s, r.config.get("warmup", 0), r.round_step_times_s or None)
+        warmup = r.config.get("warmup", 0)
+        stats = step_stats(r.step_times_s, warmup, r.round_step_times_s or None)
         timed = stats is not None and r.status == "ok"
+        data_stats = compute_stats = None
+        if timed and r.data_times_s:
+            rounds = r.round_data_times_s or [r.data_times_s]
+            data_stats = step_stats([], warmup, rounds)
+            compute = [[t - d for t, d in zip(times, data)] for times, data in
+                       zip(r.round_step_times_s or [r.step_times_s], rounds)]
+            compute_stats = step_stats([], warmup, compute)
         row = {
-            "framework": r.framework, "variant": r.variant, "device": r.device, "dtype": r.dtype,
+            "framework": r.framework, "variant": r.variant, "feed": r.feed, "world_size": r.world_size,
+            "label": r.label, "device": r.device, "dtype": r.dtype,
+            "samples": cfg.samples if cfg and cfg.minibatch else None, "epochs": cfg.epochs if cfg else None,
+            "data_median_s": data_stats.median_s if data_stats else None,
+            "compute_median_s": compute_stats.median_s if compute_stats else None,
             "batch": cfg.batch if cfg else None, "d_in": cfg.d_in if cfg else None,
             "hidden": cfg.hidden if cfg else None, "d_out": cfg.d_out if cfg else None,
             "flops_per_step": cfg.flops_per_step() if cfg else None,
@@ -66,15 +80,18 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _table_row(f: dict) -> list[str]:
-    row = [f["framework"], f["variant"], f["device"], f["dtype"]]
+def _table_row(f: dict, feed_columns: bool = False) -> list[str]:
+    row = [f["framework"], f["label"], f["device"], f["dtype"]]
+    extra = [_fmt(f["data_median_s"] and f["data_median_s"] * 1e3, ".3f"),
+             _fmt(f["compute_median_s"] and f["compute_median_s"] * 1e3, ".3f")] if feed_columns else []
     if f["status"] in ("skipped", "failed"):
-        return row + ["", "", "", f["status"]] + [""] * 6
+        return row + ["", "", "", f["status"]] + [""] * (6 + len(extra))
     match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f["status"]]
     median = "" if f["median_s"] is None else (
         f"{f['median_s'] * 1e3:.3f} ({f['iqr_s'] * 1e3:.3f})" + (" ~" if f["noisy"] else ""))
     return row + [_fmt(f["final_loss"], ".6g"), _fmt(f["max_rel_err"], ".1e"), _fmt(f["worst_step"], "d"), match,
-                  _fmt(f["setup_s"], ".3f"), median, _fmt(f["steps_per_s"], ",.0f"), _fmt(f["x_fastest"], ".2f"),
+                  _fmt(f["setup_s"], ".3f"), median] + extra + [
+                  _fmt(f["steps_per_s"], ",.0f"), _fmt(f["x_fastest"], ".2f"),
                   _fmt(f.get("gflops"), ".1f"), _fmt(f.get("x_floor"), ".1f")]
 
 
@@ -93,9 +110,17 @@ def table_notes(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
 
 
+def _columns(rows: list[dict]) -> tuple[list[str], bool]:
+    """The table's columns: data and compute time after the step's median in minibatch mode."""
+    feed_columns = any(f["feed"] for f in rows)
+    at = COLUMNS.index("median ms (IQR)") + 1
+    return (list(COLUMNS[:at] + FEED_COLUMNS + COLUMNS[at:]) if feed_columns else list(COLUMNS)), feed_columns
+
+
 def format_table(rows: list[dict]) -> str:
     """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
-    lines = _aligned([list(COLUMNS)] + [_table_row(f) for f in rows])
+    columns, feed_columns = _columns(rows)
+    lines = _aligned([columns] + [_table_row(f, feed_columns) for f in rows])
     notes = table_notes(rows)
     if notes:
         lines += ["", "notes:"] + [f"  {n}" for n in notes]
@@ -103,8 +128,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    body = [_table_row(f) for f in rows]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    columns, feed_columns = _columns(rows)
+    body = [_table_row(f, feed_columns) for f in rows]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body])
 
 
@@ -121,6 +147,22 @@ def format_deploy_table(rows: list[dict], tolerance: dict) -> str:
                      "(source)" if err is None else f"{err:.1e}",
                      "" if err is None else ("yes" if err <= tolerance[r["dtype"]] else "NO")])
     return "\n".join(_aligned(body))
+
+
+def feed_lines(rows: list[dict]) -> list[str]:
+    """Minibatch mode: each feed's step time as a ratio to the resident feed, per implementation."""
+    steps = {(f["framework"], f["variant"], f["device"], f["feed"]): f for f in rows if f["feed"] and f["median_s"]}
+    lines = []
+    for (framework, variant, device, feed), f in steps.items():
+        if feed != "resident":
+            continue
+        ratios = [f"{other} {steps[(framework, variant, device, other)]['median_s'] / f['median_s']:.2f}x"
+                  for other in ("copy", "prefetch", "disk") if (framework, variant, device, other) in steps]
+        data_share = f" (data {f['data_median_s'] / f['median_s']:.0%} of resident's step)" if f["data_median_s"] else ""
+        if ratios:
+            lines.append(f"feed cost {framework}/{variant}/{device}: step time vs resident: {', '.join(ratios)}"
+                         f"{data_share}")
+    return lines
 
 
 def verdict(results: list[RunResult]) -> tuple[bool, str]:
@@ -198,8 +240,10 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def header(cfg: RunConfig, measurement: dict) -> str:
+    data = (f"M={cfg.samples} samples, {cfg.epochs} epoch(s) of {cfg.steps_per_epoch} shuffled batches = "
+            if cfg.minibatch else "")
     return (f"N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out} ({cfg.flops_per_step() / 1e6:.2f} "
-            f"MFLOP/step), {cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
+            f"MFLOP/step), {data}{cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
             f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
             f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
             f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")

@@ -49,10 +49,21 @@ class RunResult:
     # compare.py's rounds: each round's step_times_s (step_times_s is round 1's); [] for one run
     round_step_times_s: list[list[float]] = field(default_factory=list)
     round_setup_s: list[float] = field(default_factory=list)
+    # Minibatch mode: the feed, and the part of each step spent getting its batch (else [])
+    feed: str | None = None
+    data_times_s: list[float] = field(default_factory=list)
+    round_data_times_s: list[list[float]] = field(default_factory=list)
+    world_size: int = 1  # processes that trained together (data-parallel); rank 0 reports
+
+    @property
+    def label(self) -> str:
+        """The variant, with the feed in minibatch mode and the worker count when distributed."""
+        label = self.variant if self.feed is None else f"{self.variant}+{self.feed}"
+        return label if self.world_size == 1 else f"{label} x{self.world_size}"
 
     @property
     def name(self) -> str:
-        return f"{self.framework}/{self.variant}/{self.device}/{self.dtype}"
+        return f"{self.framework}/{self.label}/{self.device}/{self.dtype}".replace(" ", "")
 
     @property
     def ran(self) -> bool:
@@ -103,6 +114,7 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     timed = [r for r in ran if r.step_times_s]
     merged.round_step_times_s = [r.step_times_s for r in timed]
     merged.round_setup_s = [r.setup_s for r in timed if r.setup_s is not None]
+    merged.round_data_times_s = [r.data_times_s for r in timed if r.data_times_s]
     if merged.round_setup_s:
         merged.setup_s = sorted(merged.round_setup_s)[len(merged.round_setup_s) // 2]
     differing = [i + 1 for i, r in enumerate(ran) if r.losses != ran[0].losses]

@@ -29,14 +29,15 @@ def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[
     from threadpoolctl import threadpool_limits
 
     result = RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
-                       threads=cfg.threads, versions=versions, note=note)
+                       threads=cfg.threads, versions=versions, note=note, feed=cfg.feed if cfg.minibatch else None)
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.
     with threadpool_limits(limits=cfg.threads):
         start_ns = time.perf_counter_ns()
         trainer = build()
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
-        result.losses, result.step_times_s = time_steps(trainer, cfg.steps)
+        clock = time_steps(trainer, cfg.steps)
+    result.losses, result.step_times_s, result.data_times_s = clock.losses, clock.times_s, clock.data_times_s
     result.setup_s = build_s + result.step_times_s[0]
     if save_weights is not None:
         w1, w2 = trainer.weights()
@@ -44,9 +45,16 @@ def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[
     return result
 
 
+def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -> None:
+    """The skip for a variant that trains on the lecture's one batch only."""
+    if cfg.minibatch and variant not in supported:
+        raise NotImplementedError(f"minibatch mode (--samples) is built for {', '.join(supported)}; "
+                                  f"{variant} trains on the lecture's one batch only")
+
+
 def skipped(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunResult:
     return RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
-                     threads=cfg.threads, status="skipped", error=reason)
+                     threads=cfg.threads, status="skipped", error=reason, feed=cfg.feed if cfg.minibatch else None)
 
 
 def run_guarded(cfg: RunConfig, framework: str, variant: str, train: TrainFn) -> RunResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 # IQR/median above this and the median is not a number to quote without a caveat.
 NOISY_SPREAD = 0.10
@@ -26,10 +26,19 @@ class StepClock:
         self.sync = sync
         self.losses: list[float] = []
         self.times_s: list[float] = []
+        self.data_times_s: list[float] = []  # minibatch mode: the part of each lap spent getting the batch
         self._last_ns = 0
 
     def start(self) -> None:
         self._last_ns = time.perf_counter_ns()
+
+    def data_done(self) -> None:
+        """The batch is on the device: the lap so far was data time, the rest will be compute.
+
+        Synchronises, so a device copy still in flight is counted as data, not as compute.
+        """
+        self.sync()
+        self.data_times_s.append((time.perf_counter_ns() - self._last_ns) * 1e-9)
 
     def lap(self, loss) -> bool:
         """Record one finished step; False once the loss is NaN/inf (stop: the rest is noise)."""
@@ -62,29 +71,43 @@ class Trainer(NamedTuple):
     `step()` runs one SGD step and returns its loss (computed before the update). A
     framework whose own loop drives the steps (Keras fit) gives `run(steps, clock)`
     instead, and calls clock.start() once and clock.lap(loss) after every step.
+    In minibatch mode `feed()` makes the framework's iterator of device-ready (x, y) batches
+    and `step(x, y)` trains on one (a `run` calls clock.data_done() when its batch is in).
     """
 
     step: Callable[[], float] | None = None
     sync: Callable[[], None] = no_sync  # waits until the device has finished queued work
     run: Callable[[int, StepClock], None] | None = None
     weights: Callable[[], tuple] | None = None  # the current (w1, w2) as NumPy arrays, for export
+    feed: Callable[[], Iterator[tuple]] | None = None
 
 
-def time_steps(trainer: Trainer, steps: int) -> tuple[list[float], list[float]]:
-    """Run `steps` SGD steps; return per-step losses and wall times in seconds.
+def time_steps(trainer: Trainer, steps: int) -> StepClock:
+    """Run `steps` SGD steps; the clock holds per-step losses, wall times (and data times).
 
     Stops early at the first non-finite loss.
     """
     clock = StepClock(trainer.sync)
     if trainer.run is not None:
         trainer.run(steps, clock)
-        return clock.losses, clock.times_s
+        return clock
     step = trainer.step
     clock.start()
+    if trainer.feed is None:
+        for _ in range(steps):
+            if not clock.lap(step()):
+                break
+        return clock
+    batches = trainer.feed()  # inside step 1's lap: starting loader workers is setup
     for _ in range(steps):
-        if not clock.lap(step()):
+        x, y = next(batches)
+        clock.data_done()
+        if not clock.lap(step(x, y)):
             break
-    return clock.losses, clock.times_s
+    close = getattr(batches, "close", None)  # a generator: stops its prefetch threads after an early stop
+    if close is not None:
+        close()
+    return clock
 
 
 def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:

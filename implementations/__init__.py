@@ -15,6 +15,8 @@ class Implementation(NamedTuple):
     requires: tuple[str, ...]  # importable packages it needs
     extra: str | None  # pip extra that installs them
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
+    # Variants that train on minibatches (--samples); the first is compare.py's default there.
+    minibatch: tuple[str, ...] = ()
 
     def missing(self) -> list[str]:
         """Packages this implementation needs that are not importable here (found without importing)."""
@@ -24,13 +26,15 @@ class Implementation(NamedTuple):
 
 
 REGISTRY: dict[str, Implementation] = {
-    "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None),
+    "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None, minibatch=("manual",)),
     "torch": Implementation("torch", "implementations.pytorch",
-                            ("tensors", "autograd", "module", "compile"), ("torch",), "torch"),
+                            ("tensors", "autograd", "module", "compile"), ("torch",), "torch",
+                            minibatch=("module", "tensors", "autograd", "compile")),
     "tensorflow": Implementation("tensorflow", "implementations.tensorflow_graphs",
                                  ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
-                                 "tensorflow"),
-    "onnx": Implementation("onnx", "implementations.onnx_runtime", ("step", "loop"), ("onnx", "onnxruntime"), "onnx"),
+                                 "tensorflow", minibatch=("function", "xla")),
+    "onnx": Implementation("onnx", "implementations.onnx_runtime", ("step", "loop"), ("onnx", "onnxruntime"), "onnx",
+                           minibatch=("step",)),
 }
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
@@ -38,6 +42,7 @@ REGISTRY: dict[str, Implementation] = {
 for _backend in ("tensorflow", "torch", "jax"):
     REGISTRY[f"keras-{_backend}"] = Implementation(
         f"keras-{_backend}", "implementations.keras_api", ("fit", "train_on_batch"), ("keras", _backend),
-        "keras" if _backend == "tensorflow" else f"keras,{_backend}", (("KERAS_BACKEND", _backend),))
+        "keras" if _backend == "tensorflow" else f"keras,{_backend}", (("KERAS_BACKEND", _backend),),
+        minibatch=("fit",))
 
 ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}

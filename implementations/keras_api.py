@@ -21,7 +21,7 @@ os.environ.setdefault("JAX_ENABLE_X64", "true")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import runner  # noqa: E402
+from common import data, runner  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.problem import Problem  # noqa: E402
 from common.timing import Trainer, no_sync  # noqa: E402
@@ -29,6 +29,7 @@ from common.timing import Trainer, no_sync  # noqa: E402
 BACKEND = keras.backend.backend()
 FRAMEWORK = f"keras-{BACKEND}"
 VARIANTS = ("fit", "train_on_batch")
+MINIBATCH_VARIANTS = ("fit",)  # fit is what consumes an input pipeline
 
 
 def sum_of_squares(y_true, y_pred):
@@ -91,25 +92,59 @@ class RepeatBatch(keras.utils.PyDataset):
         return self.x, self.y
 
 
+class ResidentBatches(keras.utils.PyDataset):
+    """Minibatch mode, resident feed: the dataset converted once to the backend's tensors;
+    each batch gathered from them with keras.ops.take, in the shared order."""
+
+    def __init__(self, x_all, y_all, order):
+        super().__init__()
+        self.x_all, self.y_all, self.order = x_all, y_all, order
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, index):
+        rows = self.order[index]
+        return keras.ops.take(self.x_all, rows, axis=0), keras.ops.take(self.y_all, rows, axis=0)
+
+
+def minibatches(cfg: RunConfig, problem: Problem):
+    """What fit iterates in minibatch mode: resident backend tensors, or a tf.data pipeline
+    (Keras' documented input on every backend; copy, prefetch, disk as in tf_data.py)."""
+    if cfg.feed == "resident":
+        return ResidentBatches(keras.ops.convert_to_tensor(problem.x), keras.ops.convert_to_tensor(problem.y),
+                               data.batch_order(cfg))
+    from implementations import tf_data
+
+    return tf_data.pipeline(cfg, problem)
+
+
 class ClockCallback(keras.callbacks.Callback):
     """Hands each step's end to the harness's clock; fit's own loop does the stepping."""
 
-    def __init__(self, clock):
+    def __init__(self, clock, minibatch=False):
         super().__init__()
         self.clock = clock
+        self.minibatch = minibatch
 
     def on_train_begin(self, logs=None):
         self.clock.start()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.minibatch:
+            self.clock.data_done()
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.clock.lap(logs["step_loss"]):
             self.model.stop_training = True
 
 
-def build_fit(model, x, y):
+def build_fit(model, x, y, batches=None):
+    """fit over RepeatBatch (the lecture's batch), or over `batches` in minibatch mode: all of
+    the run's epochs are one fit epoch, because the shared order already spans them."""
     def run(steps, clock):
-        model.fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False,
-                  callbacks=[ClockCallback(clock)])
+        model.fit(RepeatBatch(x, y, steps) if batches is None else batches, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[ClockCallback(clock, minibatch=batches is not None)])
 
     return run
 
@@ -182,6 +217,7 @@ def _set_threads(threads: int) -> None:
 
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
     _check_float64(cfg.dtype)
     _set_threads(cfg.threads)
     # Both must precede any layer: the policy sets the layers' weights and compute, floatx
@@ -194,7 +230,9 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     x, y = np.array(problem.x), np.array(problem.y)
     weights = lambda: tuple(model.get_weights())  # noqa: E731
     if variant == "fit":
-        return Trainer(sync=sync, run=_in_device(device, build_fit(model, x, y)), weights=weights)
+        with _device_scope(device):
+            batches = minibatches(cfg, problem) if cfg.minibatch else None
+        return Trainer(sync=sync, run=_in_device(device, build_fit(model, x, y, batches)), weights=weights)
     return Trainer(_in_device(device, build_train_on_batch(model, x, y)), sync, weights=weights)
 
 
@@ -223,6 +261,10 @@ def versions() -> dict:
 
 def train(cfg: RunConfig, problem: Problem, variant: str = "fit", save_weights=None):
     note = "fit: times are the gaps between fit's batch-end callbacks" if variant == "fit" else None
+    if variant == "fit" and cfg.minibatch:
+        note += ("; data time is the gap from batch-end to the next batch-begin, what fit's loop waits for "
+                 "after its own prefetching" + ("; TF's train function pulls each batch itself, so the gather "
+                                                "counts as compute" if BACKEND == "tensorflow" else ""))
     return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
                                versions=versions(), note=note, save_weights=save_weights)
 

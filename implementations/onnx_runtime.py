@@ -9,6 +9,7 @@ loaded back from those files by ONNX Runtime.
                   hand (as in common/reference.py), the update. (x, y, w1, w2) -> (loss, w1', w2').
 - loop_net.onnx:  train_net's step as the body of one ONNX Loop node: all steps in one call.
 - predict_net.onnx: the forward pass alone with trained weights, any batch size (deploy).
+- gather_net.onnx: minibatch mode, resident feed: (x_all, y_all, rows) -> one batch, on the device.
 
 Variants: step (one ONNX Runtime call per SGD step, weights kept in bound OrtValues, ping-pong
 buffers so an input and an output never share memory) and loop (one call for all steps).
@@ -25,13 +26,14 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from common import runner
+from common import data, runner
 from common.config import RunConfig
 from common.problem import Problem
 from common.timing import StepClock, Trainer
 
 FRAMEWORK = "onnx"
 VARIANTS = ("step", "loop")
+MINIBATCH_VARIANTS = ("step",)  # loop_net's one call holds one batch for every step
 OPSET = 17  # every op used here exists unchanged since opset 13; 17 is what ORT 1.x fully covers
 ELEM_TYPE = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
 
@@ -95,15 +97,15 @@ def _constants(dtype: str, lr: float, p: str = ""):
     return [scalar("lr", lr), scalar("two", 2.0), scalar("zero", 0.0)]
 
 
-def _io(problem: Problem):
+def _io(problem: Problem, batch: int):
     dtype = str(problem.x.dtype)
-    return dtype, [_value("x", dtype, problem.x.shape), _value("y", dtype, problem.y.shape),
+    return dtype, [_value("x", dtype, [batch, problem.x.shape[1]]), _value("y", dtype, [batch, problem.y.shape[1]]),
                    _value("w1", dtype, problem.w1.shape), _value("w2", dtype, problem.w2.shape)]
 
 
-def train_net(problem: Problem, lr: float) -> onnx.ModelProto:
-    """(x, y, w1, w2) -> (loss, w1_new, w2_new): one SGD step."""
-    dtype, inputs = _io(problem)
+def train_net(problem: Problem, lr: float, batch: int | None = None) -> onnx.ModelProto:
+    """(x, y, w1, w2) -> (loss, w1_new, w2_new): one SGD step on `batch` rows (default: all of x)."""
+    dtype, inputs = _io(problem, batch or problem.x.shape[0])
     graph = helper.make_graph(
         nodes=sgd_step_nodes("x", "y", "w1", "w2", "loss", "w1_new", "w2_new"),
         name="train_net", inputs=inputs,
@@ -116,7 +118,7 @@ def train_net(problem: Problem, lr: float) -> onnx.ModelProto:
 
 def loop_net(problem: Problem, lr: float) -> onnx.ModelProto:
     """(x, y, w1, w2, steps) -> (w1_final, w2_final, losses[steps]): every step in one Loop node."""
-    dtype, inputs = _io(problem)
+    dtype, inputs = _io(problem, problem.x.shape[0])
     body = helper.make_graph(
         nodes=[helper.make_node("Identity", ["cond_in"], ["cond_out"])]
         + sgd_step_nodes("x", "y", "w1_in", "w2_in", "loss", "w1_out", "w2_out", p="body_"),
@@ -137,6 +139,22 @@ def loop_net(problem: Problem, lr: float) -> onnx.ModelProto:
         outputs=[_value("w1_final", dtype, problem.w1.shape), _value("w2_final", dtype, problem.w2.shape),
                  _value("losses", dtype, ["steps"])],
         initializer=[numpy_helper.from_array(np.array(True), "keep_going")],
+    )
+    return _model(graph)
+
+
+def gather_net(problem: Problem, batch: int) -> onnx.ModelProto:
+    """(x_all, y_all, rows) -> (x, y): one minibatch gathered from the dataset where it lives."""
+    dtype = str(problem.x.dtype)
+    rows_total, d_in = problem.x.shape
+    d_out = problem.y.shape[1]
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Gather", ["x_all", "rows"], ["x"], axis=0),
+               helper.make_node("Gather", ["y_all", "rows"], ["y"], axis=0)],
+        name="gather_net",
+        inputs=[_value("x_all", dtype, [rows_total, d_in]), _value("y_all", dtype, [rows_total, d_out]),
+                helper.make_tensor_value_info("rows", TensorProto.INT64, [batch])],
+        outputs=[_value("x", dtype, [batch, d_in]), _value("y", dtype, [batch, d_out])],
     )
     return _model(graph)
 
@@ -185,10 +203,50 @@ def _ort_device(cfg: RunConfig) -> str:
     return "cuda" if cfg.device == "gpu" else "cpu"
 
 
-def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
-    device = _ort_device(cfg)
-    on_device = lambda a: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), device, 0)  # noqa: E731
-    x, y = on_device(problem.x), on_device(problem.y)
+def _on_device(cfg: RunConfig, array: np.ndarray) -> ort.OrtValue:
+    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), _ort_device(cfg), 0)
+
+
+def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
+    """Minibatches in the shared order, written into two device buffers the step reads.
+
+    resident: gather_net picks each batch out of the dataset already on the device;
+    otherwise NumPy batches (common.data: threads for prefetch, a memory map for disk) are
+    copied into the buffers with update_inplace, the host-to-device copy on a GPU.
+    """
+    x_batch, y_batch = (ort.OrtValue.ortvalue_from_shape_and_type([cfg.batch, a.shape[1]], a.dtype,
+                                                                  _ort_device(cfg), 0) for a in (problem.x, problem.y))
+    if cfg.feed != "resident":
+        def host_batches():
+            for x, y in data.feed_batches(cfg, problem):
+                x_batch.update_inplace(x)
+                y_batch.update_inplace(y)
+                yield x_batch, y_batch
+
+        return host_batches
+    session = load_session(save_checked(gather_net(problem, cfg.batch), model_dir / "gather_net.onnx"), cfg)
+    binding = session.io_binding()
+    dataset = {"x_all": _on_device(cfg, problem.x), "y_all": _on_device(cfg, problem.y)}  # kept alive here
+    for name, value in dataset.items():
+        binding.bind_ortvalue_input(name, value)
+    binding.bind_ortvalue_output("x", x_batch)
+    binding.bind_ortvalue_output("y", y_batch)
+    order_on_device = [_on_device(cfg, rows) for rows in data.batch_order(cfg)]
+
+    def resident_batches():
+        for rows in order_on_device:
+            binding.bind_ortvalue_input("rows", rows)
+            session.run_with_iobinding(binding)
+            yield x_batch, y_batch
+
+    return resident_batches
+
+
+def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2,
+               feed=None) -> Trainer:
+    on_device = lambda a: _on_device(cfg, a)  # noqa: E731
+    # In minibatch mode each step binds the feed's batch; these are bound only until then.
+    x, y = (on_device(problem.x[:cfg.batch]), on_device(problem.y[:cfg.batch]))
     # Two buffers per weight: each step reads one and writes the other (ORT must not write an
     # output into a buffer it is still reading as an input).
     weights = [(on_device(w1), on_device(w2)), (on_device(np.empty_like(w1)), on_device(np.empty_like(w2)))]
@@ -204,8 +262,12 @@ def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
         bindings.append(binding)
     state = {"step": 0}
 
-    def step():
-        session.run_with_iobinding(bindings[state["step"] % 2])
+    def step(x=None, y=None):
+        binding = bindings[state["step"] % 2]
+        if x is not None:
+            binding.bind_ortvalue_input("x", x)
+            binding.bind_ortvalue_input("y", y)
+        session.run_with_iobinding(binding)
         state["step"] += 1
         return loss.numpy()[()]
 
@@ -213,7 +275,7 @@ def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
         w1_now, w2_now = weights[state["step"] % 2]
         return w1_now.numpy(), w2_now.numpy()
 
-    return Trainer(step, weights=current_weights)
+    return Trainer(step, weights=current_weights, feed=feed)
 
 
 def build_loop(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
@@ -239,19 +301,23 @@ def write_models(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path
     model_dir.mkdir(parents=True, exist_ok=True)
     init_path = save_checked(init_net(problem.w1, problem.w2), model_dir / "init_net.onnx")
     if variant == "step":
-        net_path = save_checked(train_net(problem, cfg.lr), model_dir / "train_net.onnx")
+        net_path = save_checked(train_net(problem, cfg.lr, cfg.batch), model_dir / "train_net.onnx")
     else:
         net_path = save_checked(loop_net(problem, cfg.lr), model_dir / "loop_net.onnx")
     return init_path, net_path
 
 
 def build(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path) -> Trainer:
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
     providers(cfg.device)  # refuse before writing anything when there is no such device
     init_path, net_path = write_models(cfg, problem, variant, model_dir)
     # As with Caffe2: run init_net once to get the parameters, then the training net from file.
     w1, w2 = load_session(init_path, cfg).run(["w1", "w2"], {})
     session = load_session(net_path, cfg)
-    return (build_step if variant == "step" else build_loop)(cfg, problem, session, w1, w2)
+    if variant == "loop":
+        return build_loop(cfg, problem, session, w1, w2)
+    feed = make_feed(cfg, problem, model_dir) if cfg.minibatch else None
+    return build_step(cfg, problem, session, w1, w2, feed)
 
 
 def train(cfg: RunConfig, problem: Problem, variant: str = "step", model_dir: Path | None = None,

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import torch
 
-from common import runner
+from common import data, runner
 from common.config import RunConfig
 from common.problem import Problem
 from common.timing import Trainer, no_sync
 
 FRAMEWORK = "torch"
 VARIANTS = ("tensors", "autograd", "module", "compile")
+MINIBATCH_VARIANTS = ("module", "tensors", "autograd", "compile")  # first: compare.py's default
 
 
 def build_tensors(x, y, w1, w2, lr):
-    def step():
+    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
         # Forward pass: compute predicted y
         h = x.mm(w1)
         h_relu = h.clamp(min=0)
@@ -47,7 +48,7 @@ def build_autograd(x, y, w1, w2, lr):
     w1.requires_grad_(True)
     w2.requires_grad_(True)
 
-    def step():
+    def step(x=x, y=y):
         # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
         y_pred = x.mm(w1).clamp(min=0).mm(w2)
         loss = (y_pred - y).pow(2).sum()
@@ -89,7 +90,7 @@ def build_module(x, y, w1, w2, lr):
     loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
 
-    def step():
+    def step(x=x, y=y):
         loss = loss_fn(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -110,7 +111,7 @@ def build_compile(x, y, w1, w2, lr):
     def forward_loss(x, y):
         return loss_fn(model(x), y)
 
-    def step():
+    def step(x=x, y=y):
         loss = forward_loss(x, y)
         optimizer.zero_grad()
         loss.backward()
@@ -134,14 +135,61 @@ def _device(cfg: RunConfig) -> torch.device:
     return torch.device("cuda")
 
 
+class Rows(torch.utils.data.Dataset):
+    """The dataset indexed by a whole batch of rows at once: one gather per batch, not N
+    __getitem__ calls and a collate (the sampler yields each step's rows, batch_size=None)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, rows):
+        return data.gather(self.x, self.y, rows)  # NumPy; the DataLoader converts to tensors
+
+
+def make_feed(cfg: RunConfig, problem: Problem, device: torch.device):
+    """Minibatches in the shared order: gathered on the device (resident) or by a DataLoader."""
+    order = data.batch_order(cfg)
+    if cfg.feed == "resident":
+        x_all, y_all = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
+        order_on_device = torch.tensor(order, device=device)
+
+        def resident_batches():
+            for rows in order_on_device:
+                yield x_all.index_select(0, rows), y_all.index_select(0, rows)
+
+        return resident_batches
+    x, y = data.host_source(cfg, problem)
+    pin = cfg.pin_memory == "on" or (cfg.pin_memory == "auto" and device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        Rows(x, y), sampler=order, batch_size=None, pin_memory=pin,
+        num_workers=cfg.loader_workers if cfg.feed == "prefetch" else 0)
+
+    def loaded_batches():
+        for x_batch, y_batch in loader:
+            # non_blocking only helps from pinned memory, where the copy is asynchronous
+            yield x_batch.to(device, non_blocking=pin), y_batch.to(device, non_blocking=pin)
+
+    return loaded_batches
+
+
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
     torch.set_num_threads(cfg.threads)
     device = _device(cfg)
     # torch.tensor copies: training in place must never write into the shared Problem.
-    x, y, w1, w2 = (torch.tensor(a, device=device) for a in problem)
+    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+    if cfg.minibatch:
+        x = y = None  # every step gets its batch from the feed
+        feed = make_feed(cfg, problem, device)
+    else:
+        x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
+        feed = None
     step, weights = BUILDERS[variant](x, y, w1, w2, cfg.lr)
     return Trainer(step, torch.cuda.synchronize if device.type == "cuda" else no_sync,
-                   weights=lambda: tuple(w.detach().cpu().numpy().copy() for w in weights))
+                   weights=lambda: tuple(w.detach().cpu().numpy().copy() for w in weights), feed=feed)
 
 
 def train(cfg: RunConfig, problem: Problem, variant: str = "autograd", save_weights=None):

@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter
 
 import tensorflow as tf  # noqa: E402
 
-from common import runner  # noqa: E402
+from common import data, runner  # noqa: E402
+from implementations import tf_data  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.problem import Problem  # noqa: E402
 from common.timing import Trainer, no_sync  # noqa: E402
@@ -31,6 +32,8 @@ v1 = tf.compat.v1
 
 FRAMEWORK = "tensorflow"
 VARIANTS = ("feed", "variables", "optimizer", "function", "xla")
+# tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
+MINIBATCH_VARIANTS = ("function", "xla")
 
 
 def forward_loss(x, y, w1, w2):
@@ -136,7 +139,11 @@ def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
 def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
     _set_eager_threads(cfg.threads)
     with tf.device(device):
-        x, y = tf.constant(problem.x), tf.constant(problem.y)
+        if cfg.minibatch:  # each step gets its batch from the feed; these only name the shapes
+            x = tf.TensorSpec((cfg.batch, cfg.d_in), problem.x.dtype)
+            y = tf.TensorSpec((cfg.batch, cfg.d_out), problem.y.dtype)
+        else:
+            x, y = tf.constant(problem.x), tf.constant(problem.y)
         w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
     lr = tf.constant(cfg.lr, dtype=problem.x.dtype)
 
@@ -151,7 +158,33 @@ def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) 
         return loss
 
     return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, train_step=train_step,
-                           step=lambda: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()))
+                           step=lambda x=x, y=y: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()))
+
+
+def make_feed(cfg: RunConfig, problem: Problem, device: str):
+    """Minibatches in the shared order: gathered on the device (resident) or by a tf.data pipeline."""
+    if cfg.feed == "resident":
+        with tf.device(device):
+            x_all, y_all = tf.constant(problem.x), tf.constant(problem.y)
+            order_on_device = tf.constant(data.batch_order(cfg))
+
+        def resident_batches():
+            with tf.device(device):
+                for rows in order_on_device:
+                    yield tf.gather(x_all, rows), tf.gather(y_all, rows)
+
+        return resident_batches
+    batches = tf_data.pipeline(cfg, problem)
+    on_gpu = device.startswith("/GPU")
+
+    def pipeline_batches():
+        for x, y in batches:
+            if on_gpu:  # the host-to-device copy, in the step's critical path
+                with tf.device(device):
+                    x, y = tf.identity(x), tf.identity(y)
+            yield x, y
+
+    return pipeline_batches
 
 
 def _set_eager_threads(threads: int) -> None:
@@ -180,6 +213,7 @@ def _device(cfg: RunConfig) -> str:
 
 def build_parts(cfg: RunConfig, problem: Problem, variant: str) -> SimpleNamespace:
     """Build the variant; the result's .trainer steps it, the rest exposes the graph for tests."""
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
     device = _device(cfg)
     sync = tf.test.experimental.sync_devices if device.startswith("/GPU") else no_sync
     if variant in GRAPH_BUILDERS:
@@ -188,7 +222,8 @@ def build_parts(cfg: RunConfig, problem: Problem, variant: str) -> SimpleNamespa
         parts.trainer = Trainer(step, sync, weights=weights)
     else:
         parts = build_function(cfg, problem, variant, device)
-        parts.trainer = Trainer(parts.step, sync, weights=parts.weights)
+        feed = make_feed(cfg, problem, device) if cfg.minibatch else None
+        parts.trainer = Trainer(parts.step, sync, weights=parts.weights, feed=feed)
     return parts
 
 

@@ -37,15 +37,36 @@ def test_timer_calls_sync_before_stopping_the_clock_on_every_step():
     def sync():
         events.append("sync")
 
-    losses, times = time_steps(Trainer(step, sync), 4)
+    clock = time_steps(Trainer(step, sync), 4)
     assert events == ["step", "sync"] * 4
-    assert losses == [1.0] * 4 and len(times) == 4 and all(t >= 0 for t in times)
+    assert clock.losses == [1.0] * 4 and len(clock.times_s) == 4 and all(t >= 0 for t in clock.times_s)
+    assert clock.data_times_s == []  # the lecture's batch: no data phase
+
+
+def test_minibatch_steps_split_data_from_compute_and_sync_before_each_part():
+    events = []
+    batches = iter([("x1", "y1"), ("x2", "y2"), ("x3", "y3")])
+
+    def feed():
+        for batch in batches:
+            events.append("data")
+            yield batch
+
+    def step(x, y):
+        events.append(f"step {x} {y}")
+        return 1.0
+
+    clock = time_steps(Trainer(step, lambda: events.append("sync"), feed=feed), 3)
+    assert events == [e for i in (1, 2, 3) for e in ("data", "sync", f"step x{i} y{i}", "sync")]
+    assert len(clock.data_times_s) == len(clock.times_s) == 3
+    assert all(0 <= d <= t for d, t in zip(clock.data_times_s, clock.times_s))
 
 
 def test_timer_stops_at_the_first_non_finite_loss():
     values = iter([3.0, 2.0, math.nan, 1.0])
-    losses, times = time_steps(Trainer(lambda: next(values)), 4)
-    assert losses[:2] == [3.0, 2.0] and math.isnan(losses[2]) and len(losses) == len(times) == 3
+    clock = time_steps(Trainer(lambda: next(values)), 4)
+    losses = clock.losses
+    assert losses[:2] == [3.0, 2.0] and math.isnan(losses[2]) and len(losses) == len(clock.times_s) == 3
 
 
 def test_step_stats_skip_step_one_and_the_warmup():

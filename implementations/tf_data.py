@@ -1,0 +1,39 @@
+"""The tf.data input pipeline shared by the TensorFlow and Keras implementations.
+
+The shared shuffle order (common.data.batch_order) is the dataset's elements; each element's
+rows are gathered from the host copy of x, y (copy, prefetch) or from the memory-mapped
+.npy files (disk). Prefetch adds parallel gathers and a buffer filled while the step runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from common import data  # noqa: E402
+from common.config import RunConfig  # noqa: E402
+from common.problem import Problem  # noqa: E402
+
+
+def pipeline(cfg: RunConfig, problem: Problem) -> tf.data.Dataset:
+    """One element per step: that step's (x, y) batch, in the shared order, on the host."""
+    rows = tf.data.Dataset.from_tensor_slices(data.batch_order(cfg))
+    if cfg.feed == "disk":
+        x_map, y_map = data.host_source(cfg, problem)
+
+        def read(rows):  # a memory map is no tensor: NumPy gathers from it inside the pipeline
+            x, y = tf.numpy_function(lambda r: data.gather(x_map, y_map, r), [rows], (x_map.dtype, y_map.dtype))
+            return tf.ensure_shape(x, (cfg.batch, cfg.d_in)), tf.ensure_shape(y, (cfg.batch, cfg.d_out))
+    else:
+        with tf.device("/CPU:0"):
+            x_host, y_host = tf.constant(problem.x), tf.constant(problem.y)
+
+        def read(rows):
+            return tf.gather(x_host, rows), tf.gather(y_host, rows)
+
+    if cfg.feed == "prefetch":
+        return rows.map(read, num_parallel_calls=cfg.loader_workers).prefetch(tf.data.AUTOTUNE)
+    return rows.map(read)
