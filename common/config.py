@@ -82,18 +82,17 @@ class RunConfig:
         return self.samples // self.batch if self.minibatch else 1
 
     def validate(self) -> "RunConfig":
+        # Minibatch settings first: steps is derived from them, and a bad one shows up as steps=0
+        if not isinstance(self.samples, int) or self.samples < 0:
+            raise ConfigError(f"--samples must be an integer >= 0, got {self.samples!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"--epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.minibatch and isinstance(self.batch, int) and self.samples < self.batch:
+            raise ConfigError(f"--samples (M={self.samples}) must be at least --batch (N={self.batch})")
         for name in ("batch", "d_in", "hidden", "d_out", "steps", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-        for name in ("samples", "warmup"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"--{name} must be an integer >= 0, got {value!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"--epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.minibatch and self.samples < self.batch:
-            raise ConfigError(f"--samples (M={self.samples}) must be at least --batch (N={self.batch})")
         if self.feed not in FEEDS:
             raise ConfigError(f"--feed must be one of {', '.join(FEEDS)}, got {self.feed!r}")
         if not isinstance(self.loader_workers, int) or self.loader_workers < 1:

@@ -87,8 +87,10 @@ def test_registry_lists_exactly_each_module_variants(impl):
     # In a subprocess with the entry's environment: a Keras module's name depends on its backend.
     if impl.missing():
         pytest.skip(f"{impl.framework} not installed")
-    code = f"import json, {impl.module} as m; print(json.dumps([m.FRAMEWORK, list(m.VARIANTS)]))"
+    code = (f"import json, {impl.module} as m; "
+            "print(json.dumps([m.FRAMEWORK, list(m.VARIANTS), sorted(m.MINIBATCH_VARIANTS)]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **dict(impl.env)},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [impl.framework, list(impl.variants)]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [impl.framework, list(impl.variants),
+                                                                sorted(impl.minibatch)]

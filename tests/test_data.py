@@ -1,0 +1,192 @@
+"""Minibatch mode: the shared shuffle order, and every framework x feed following it exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import data
+from common.config import FEEDS, ConfigError, RunConfig
+from common.equivalence import TOLERANCE, judge
+from common.problem import make_problem
+from common.reference import reference_losses
+from common.runner import apply_verdict, run_guarded
+from tests.conftest import small_config
+
+
+def minibatch_config(**overrides) -> RunConfig:
+    """96 rows in batches of 16: 6 shuffled steps per epoch, 3 epochs, float64."""
+    values = dict(samples=96, batch=16, epochs=3, dtype="float64")
+    values.update(overrides)
+    return small_config(**values)
+
+
+def test_steps_follow_from_samples_epochs_and_batch():
+    cfg = minibatch_config(samples=100)  # 6 full batches of 16; the last 4 rows are dropped
+    assert (cfg.steps_per_epoch, cfg.steps) == (6, 18)
+    assert make_problem(cfg).x.shape == (100, cfg.d_in)
+
+
+def test_every_epoch_is_a_fresh_permutation_cut_into_batches():
+    cfg = minibatch_config()
+    order = data.batch_order(cfg)
+    assert order.shape == (cfg.steps, cfg.batch) and order.dtype == np.int64
+    epochs = order.reshape(cfg.epochs, -1)
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(cfg.samples))  # every row exactly once per epoch
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled each epoch
+    assert not np.array_equal(epochs[0], np.arange(cfg.samples))  # really shuffled
+
+
+def test_the_order_depends_on_the_seed_only():
+    cfg = minibatch_config()
+    assert np.array_equal(data.batch_order(cfg), data.batch_order(dataclasses.replace(cfg, feed="disk")))
+    assert not np.array_equal(data.batch_order(cfg), data.batch_order(dataclasses.replace(cfg, seed=1)))
+
+
+def test_disk_source_is_a_read_only_memory_map_of_the_same_rows_and_leaves_no_file():
+    cfg = minibatch_config(feed="disk")
+    problem = make_problem(cfg)
+    x, y = data.host_source(cfg, problem)
+    assert isinstance(x, np.memmap) and not x.flags.writeable
+    assert np.array_equal(x, problem.x) and np.array_equal(y, problem.y)
+    assert not Path(x.filename).exists()  # unlinked once mapped: nothing left behind
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_host_batches_come_in_order_with_or_without_prefetch_threads(workers):
+    cfg = minibatch_config()
+    problem = make_problem(cfg)
+    order = data.batch_order(cfg)
+    batches = list(data.host_batches(problem.x, problem.y, order, workers))
+    assert len(batches) == cfg.steps
+    for (x, y), rows in zip(batches, order):
+        assert np.array_equal(x, problem.x[rows]) and np.array_equal(y, problem.y[rows])
+
+
+def test_reference_trains_on_the_order_it_is_given():
+    cfg = minibatch_config()
+    problem = make_problem(cfg)
+    shared = reference_losses(cfg, problem)
+    reversed_order = reference_losses(cfg, problem, data.batch_order(cfg)[::-1])
+    assert shared != reversed_order and len(shared) == cfg.steps
+    assert shared[-1] < 0.5 * shared[0]  # it trains over the epochs
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(samples=8, batch=16), "--samples (M=8) must be at least --batch (N=16)"),
+    (dict(feed="floppy"), "--feed must be one of resident, copy, prefetch, disk"),
+    (dict(epochs=0), "--epochs must be an integer >= 1"),
+    (dict(loader_workers=0), "--loader-workers must be an integer >= 1"),
+    (dict(pin_memory="maybe"), "--pin-memory must be one of auto, on, off"),
+])
+def test_bad_minibatch_settings_are_refused_with_their_name(bad, message):
+    with pytest.raises(ConfigError) as info:
+        minibatch_config(**bad)
+    assert message in str(info.value)
+
+
+# --- every framework and feed against the reference, float64, 3 shuffled epochs --------------
+
+IN_PROCESS = [("common.reference", "manual"), ("implementations.pytorch", "module"),
+              ("implementations.tensorflow_graphs", "function"), ("implementations.onnx_runtime", "step")]
+PACKAGES = {"implementations.pytorch": "torch", "implementations.tensorflow_graphs": "tensorflow",
+            "implementations.onnx_runtime": "onnxruntime"}
+
+
+def _module(name: str):
+    if name in PACKAGES:
+        pytest.importorskip(PACKAGES[name], reason=f"{PACKAGES[name]} not installed")
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+@pytest.mark.parametrize("module, variant", IN_PROCESS)
+def test_every_framework_and_feed_matches_the_reference_over_shuffled_epochs(module, variant, feed, references):
+    cfg = minibatch_config(feed=feed)
+    impl = _module(module)
+    result = apply_verdict(run_guarded(cfg, impl.FRAMEWORK, variant, impl.train), references(cfg))
+    assert result.status == "ok", result.error
+    assert result.max_rel_err <= TOLERANCE["float64"]
+    assert result.feed == feed and result.name.endswith(f"{variant}+{feed}/cpu/float64")
+    assert len(result.losses) == len(result.step_times_s) == len(result.data_times_s) == cfg.steps
+    assert all(0 <= d <= t for d, t in zip(result.data_times_s, result.step_times_s))
+
+
+@pytest.mark.parametrize("module, variant", [("implementations.pytorch", v) for v in ("tensors", "autograd", "compile")]
+                         + [("implementations.tensorflow_graphs", "xla")])
+def test_the_other_minibatch_variants_match_too(module, variant, references):
+    cfg = minibatch_config(feed="copy")
+    impl = _module(module)
+    result = apply_verdict(run_guarded(cfg, impl.FRAMEWORK, variant, impl.train), references(cfg))
+    assert result.status == "ok", result.error
+
+
+@pytest.mark.parametrize("module, variant", IN_PROCESS[1:])
+def test_implementations_follow_the_shared_order_not_their_own(module, variant):
+    """Same data, another order: the framework's losses match the shared order's reference
+    and fail against the other order's, while the same seed reproduces them bit for bit."""
+    cfg = minibatch_config(feed="prefetch")
+    impl = _module(module)
+    problem = make_problem(cfg)
+    first = run_guarded(cfg, impl.FRAMEWORK, variant, impl.train).losses
+    again = run_guarded(cfg, impl.FRAMEWORK, variant, impl.train).losses
+    other_seed = run_guarded(dataclasses.replace(cfg, seed=1), impl.FRAMEWORK, variant, impl.train).losses
+    other_order = data.batch_order(dataclasses.replace(cfg, seed=1))
+    assert first == again
+    assert first != other_seed
+    assert judge(first, reference_losses(cfg, problem), "float64").status == "ok"
+    assert judge(first, reference_losses(cfg, problem, other_order), "float64").status == "mismatch"
+
+
+def test_lecture_only_variants_are_skipped_in_minibatch_mode_with_the_reason():
+    impl = _module("implementations.onnx_runtime")
+    result = run_guarded(minibatch_config(), impl.FRAMEWORK, "loop", impl.train)
+    assert result.status == "skipped" and "minibatch mode (--samples) is built for step" in result.error
+
+
+# --- through compare.py: Keras (one backend per process) and the table ------------------------
+
+@pytest.mark.parametrize("frameworks, dtype", [("keras-tensorflow,keras-jax", "float64"),
+                                                ("keras-torch", "float32")])  # keras-torch: float64 refused
+def test_keras_fit_matches_with_every_feed_through_compare(cli, tmp_path, frameworks, dtype):
+    pytest.importorskip("keras", reason="keras not installed")
+    proc = cli("compare.py", "--frameworks", frameworks, "--samples", "96", "--batch", "16", "--epochs", "3",
+               "--d-in", "20", "--hidden", "6", "--d-out", "3", "--lr", "1e-3", "--warmup", "2", "--dtype", dtype,
+               "--feed", "all", "--rounds", "1", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    expected = {(f, feed) for f in frameworks.split(",") for feed in FEEDS}
+    assert {(r["framework"], r["feed"]) for r in runs} == expected
+    assert all(r["status"] == "ok" and r["variant"] == "fit" for r in runs), proc.stdout
+    assert "data ms" in proc.stdout and "compute ms" in proc.stdout
+    assert "step time vs resident: copy" in proc.stdout
+
+
+def test_compare_prints_the_split_for_every_framework_and_feed(cli):
+    proc = cli("compare.py", "--frameworks", "numpy,torch,tensorflow,onnx", "--samples", "96", "--batch", "16",
+               "--epochs", "2", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--lr", "1e-3", "--warmup", "2",
+               "--feed", "all", "--rounds", "1", "--dtype", "float64")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for label in ("manual", "module", "function", "step"):
+        for feed in FEEDS:
+            assert f"{label}+{feed}" in proc.stdout
+    assert proc.stdout.count("step time vs resident") == 4
+    assert "all 16 runs match" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples", "96", "--steps", "5"], "--steps cannot be set with --samples"),
+    (["--feed", "copy"], "--feed needs --samples"),
+    (["--samples", "96", "--sweep"], "--samples cannot be combined with --sweep"),
+    (["--samples", "96", "--feed", "tape"], "--feed: unknown tape"),
+])
+def test_compare_refuses_bad_minibatch_flags_in_one_line(cli, args, message):
+    proc = cli("compare.py", *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
