@@ -10,17 +10,18 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.problem import make_problem
-from common.report import (feed_lines, figures, format_table, gpu_line, header, results_document, timer_line, verdict,
+from common.report import (feed_lines, figures, scaling_lines, format_table, gpu_line, header, results_document, timer_line, verdict,
                            write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds
 from common.roofline import measure_peak_gflops
 from common.sweep import ladder_configs, summary
 from common.timing import timer_overhead_s
 from common.launch import THREAD_ENV, run_one
-from common.runner import apply_verdict
+from common.runner import apply_verdict, skipped
 from implementations import ALIASES, REGISTRY, Implementation
 # --sweep without --variants: each framework's idiomatic training loop, one row each.
 SWEEP_VARIANTS = {"numpy": "manual", "torch": "autograd", "tensorflow": "variables", "onnx": "step",
@@ -57,6 +58,10 @@ def parse_args(argv: list[str] | None):
         args.feeds = _pick(args.feed, list(FEEDS), "--feed")
         if not args.samples and args.feeds != ["resident"]:
             raise ConfigError("--feed needs --samples: the lecture's one batch is always resident")
+        if args.workers > 1 and (args.sweep or args.deploy or args.variants != "all"):
+            flag = "--sweep" if args.sweep else ("--deploy" if args.deploy else "--variants")
+            raise ConfigError(f"--workers cannot be combined with {flag}: each framework's data-parallel "
+                              "engine is one variant on the lecture's batch")
         if args.samples and (args.sweep or args.deploy):
             raise ConfigError(f"--samples cannot be combined with {'--sweep' if args.sweep else '--deploy'}, "
                               "which train on the lecture's one batch")
@@ -112,8 +117,22 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
-def plan(args) -> list[tuple[Implementation, str, str, str | None]]:
-    """(implementation, variant, device, feed) of every run; feed is None for the lecture's batch."""
+class Run(NamedTuple):
+    """One row of the comparison: what runs, where, fed how, on how many workers."""
+
+    impl: Implementation
+    variant: str
+    device: str
+    feed: str | None = None  # None: the lecture's batch
+    workers: int = 1
+    skip: str | None = None  # a row that cannot run, with the reason
+
+
+def plan(args, cfg: RunConfig) -> list[Run]:
+    """Every run, in table order."""
+    if cfg.workers > 1:
+        return data_parallel_plan(args, cfg)
+
     def wanted(framework: str, variant: str) -> bool:
         if not args.representatives:
             return variant in args.variants
@@ -123,8 +142,26 @@ def plan(args) -> list[tuple[Implementation, str, str, str | None]]:
         return SWEEP_VARIANTS.get(framework) == variant
 
     feeds = args.feeds if args.samples else [None]
-    return [(REGISTRY[f], v, d, feed) for d in args.devices for f in args.frameworks
+    return [Run(REGISTRY[f], v, d, feed) for d in args.devices for f in args.frameworks
             for v in REGISTRY[f].variants if wanted(f, v) for feed in feeds]
+
+
+def data_parallel_plan(args, cfg: RunConfig) -> list[Run]:
+    """--workers W: each engine on 1 worker and on W (the scaling baseline is the same code);
+    NumPy's row as the single-process yardstick; frameworks without an engine, a skipped row."""
+    runs = []
+    for device in args.devices:
+        for framework in args.frameworks:
+            impl = REGISTRY[framework]
+            if impl.distributed is not None:
+                runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, cfg.workers)]
+            elif framework == "numpy":
+                runs.append(Run(impl, impl.variants[0], device))
+            else:
+                runs.append(Run(impl, impl.variants[0], device, skip=(
+                    f"no data-parallel engine wired for {framework}; --workers runs torch (DDP) and tensorflow "
+                    "(MultiWorkerMirroredStrategy)")))
+    return runs
 
 
 def reference_for(cfg: RunConfig) -> list[float]:
@@ -160,11 +197,15 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
 
     try:
         for round_index in range(args.rounds):
-            for i, (impl, variant, device, feed) in enumerate(runs):
+            for i, (impl, variant, device, feed, workers, skip) in enumerate(runs):
                 if round_index and rounds[i][0].status == "skipped":
                     continue  # a skip is a fact about the machine, not noise: no point asking again
-                run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed)
-                label = variant if feed is None else f"{variant}+{feed}"
+                run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed, workers=workers)
+                if skip:
+                    rounds[i].append(skipped(run_cfg, impl.framework, variant, skip))
+                    done += 1
+                    continue
+                label = (variant if feed is None else f"{variant}+{feed}") + (f" x{workers}" if workers > 1 else "")
                 progress(done, total, f"{impl.framework}/{label}/{device}/{cfg.dtype} round {round_index + 1}/"
                                       f"{args.rounds}")
                 result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
@@ -190,7 +231,7 @@ def measure_machine(cfg: RunConfig, args) -> dict:
 def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
     """The same comparison at every ladder size; one plot, one crossover summary."""
     configs = ladder_configs(cfg, args.sweep_steps)
-    runs = plan(args)
+    runs = plan(args, cfg)
     total = len(configs) * len(runs) * args.rounds
     results: list[RunResult] = []
     reference = None
@@ -252,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     measurement = measure_machine(cfg, args)
     if args.sweep:
         return run_sweep(args, cfg, measurement)
-    runs = plan(args)
+    runs = plan(args, cfg)
     reference = reference_for(cfg)
 
     def save(partial: list[RunResult]) -> None:  # after each run: an interrupted comparison keeps what finished
@@ -274,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     matched, line = verdict(results)
     lines = [line, timer_line(rows, measurement)]
-    lines += feed_lines(rows)
+    lines += feed_lines(rows) + scaling_lines(rows)
     gpu = gpu_line(rows, args.devices)
     lines += [gpu] if gpu else []
     print("\n" + "\n".join(lines))

@@ -62,6 +62,9 @@ class RunConfig:
     feed: str = "resident"
     loader_workers: int = 1  # background workers of the prefetch feed
     pin_memory: str = "auto"  # DataLoader pin_memory: auto = on for the GPU
+    # Data-parallel processes (distributed engines only): each takes N/workers rows of every
+    # batch and `threads` are shared out among them, so every run uses the same cores.
+    workers: int = 1
 
     def __post_init__(self):
         # In minibatch mode the step count follows from the data; one source of truth.
@@ -76,6 +79,11 @@ class RunConfig:
     def rows(self) -> int:
         """Rows of the dataset: M in minibatch mode, else the lecture's N."""
         return self.samples if self.minibatch else self.batch
+
+    @property
+    def worker_threads(self) -> int:
+        """Threads of each data-parallel worker: the run's threads shared out, at least one."""
+        return max(1, self.threads // self.workers)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -93,6 +101,13 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"--workers must be an integer >= 1, got {self.workers!r}")
+        if self.batch % self.workers:
+            raise ConfigError(f"--workers {self.workers} must divide --batch N={self.batch}: each worker takes "
+                              "an equal slice of every batch")
+        if self.workers > 1 and self.minibatch:
+            raise ConfigError("--workers with --samples is not built: data-parallel runs train on the lecture's batch")
         if self.feed not in FEEDS:
             raise ConfigError(f"--feed must be one of {', '.join(FEEDS)}, got {self.feed!r}")
         if not isinstance(self.loader_workers, int) or self.loader_workers < 1:
@@ -173,6 +188,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                    help=f"CPU threads for every framework (default: the cores this process may use, {d.threads})")
     g.add_argument("--warmup", type=int, default=d.warmup,
                    help=f"timed steps after step 1 left out of the statistics (default {d.warmup})")
+    g.add_argument("--workers", type=int, default=d.workers,
+                   help="data-parallel worker processes of torch DDP / tf.distribute, each on N/W rows of the "
+                        "batch, sharing --threads (default 1; see README)")
     m = parser.add_argument_group("minibatch mode (default: the lecture's one full batch, every step)")
     m.add_argument("--samples", "-M", type=int, default=d.samples,
                    help="M, rows in the dataset; each step trains on the next N of them in a shuffled order "
@@ -197,5 +215,5 @@ def config_from_args(args: argparse.Namespace, device: str | None = None, feed: 
         device=device if device is not None else args.device,
         threads=args.threads, warmup=args.warmup, samples=args.samples, epochs=args.epochs,
         feed=feed if feed is not None else args.feed, loader_workers=args.loader_workers,
-        pin_memory=args.pin_memory,
+        pin_memory=args.pin_memory, workers=args.workers,
     ).validate()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from common.config import RunConfig
@@ -28,23 +31,30 @@ def config_flags(cfg: RunConfig) -> list[str]:
 
 def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
     """The environment of every child: equal thread counts, set before any library loads."""
-    return {**os.environ, **{name: str(cfg.threads) for name in THREAD_ENV}, **extra}
+    # Data-parallel workers share the run's threads (cfg.worker_threads each).
+    return {**os.environ, **{name: str(cfg.worker_threads) for name in THREAD_ENV}, **extra}
 
 
 def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
             extra_args: tuple[str, ...] = ()) -> RunResult:
-    """One run in a fresh subprocess; any way it can fail becomes a row with the reason."""
+    """One run in a fresh subprocess (W of them for a data-parallel engine); any way it can
+    fail becomes a row with the reason."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
                        f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
     env = child_env(cfg, dict(impl.env))
+    distributed = impl.distributed is not None and variant == impl.distributed.variant
+    module = impl.distributed.module if distributed else impl.module
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         # --no-check: the parent judges every run against its one reference; the child need not.
-        cmd = [sys.executable, "-m", impl.module, "--variant", variant, *config_flags(cfg), "--json", str(out),
-               "--no-check", *extra_args]
-        returncode, stderr = run_child(cmd, env, timeout_s)
+        args = [module, "--variant", variant, *config_flags(cfg), "--no-check", *extra_args]
+        if distributed:
+            returncode, stderr = run_group(*data_parallel_launch(impl.distributed.launcher, args, out, cfg, env),
+                                           timeout_s)
+        else:
+            returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out)], env, timeout_s)
         if returncode is None:
             return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():
@@ -52,7 +62,8 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
                 return RunResult.from_json(out.read_text())
             except (ValueError, TypeError, KeyError) as exc:
                 return _failed(cfg, impl, variant, f"its result file is unreadable: {exc}")
-        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        # the last line that says something (torchrun ends its report with a rule of "=")
+        last = ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
         if returncode < 0:
             how = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
         else:
@@ -79,11 +90,106 @@ def run_child(cmd: list[str], env: dict, timeout_s: float) -> tuple[int | None, 
         raise
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now (held together while chosen, so all distinct)."""
+    sockets = [socket.socket() for _ in range(count)]
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict):
+    """The commands and environments of a W-worker run on loopback, rank 0 writing `out`.
+
+    torchrun: one launcher process that starts the W workers (c10d rendezvous on 127.0.0.1).
+    tf_config: W processes, each told the whole cluster and its own index through TF_CONFIG.
+    """
+    env = {**env, "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}  # loopback only
+    if launcher == "torchrun":
+        port = free_ports(1)[0]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(cfg.workers),
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0",
+               "-m", *args, "--json", str(out)]
+        return [cmd], [env]
+    if launcher == "tf_config":
+        cluster = [f"127.0.0.1:{port}" for port in free_ports(cfg.workers)]
+        cmds = [[sys.executable, "-m", *args] + (["--json", str(out)] if index == 0 else [])
+                for index in range(cfg.workers)]
+        envs = [{**env, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster},
+                                                 "task": {"type": "worker", "index": index}})}
+                for index in range(cfg.workers)]
+        return cmds, envs
+    raise ValueError(f"unknown launcher {launcher!r}")
+
+
+def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tuple[int | None, str]:
+    """Run processes that only finish together; (status, stderr) of the first to fail, or (0, "").
+
+    A worker that dies leaves the others waiting in a collective for ever, so the first
+    failure (or the timeout, or Ctrl-C) kills every process of the group and its helpers.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = [open(Path(tmp) / f"worker{i}.err", "w+") for i in range(len(cmds))]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                  start_new_session=True) for cmd, env, log in zip(cmds, envs, logs)]
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                codes = [p.poll() for p in procs]
+                failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
+                if failed or all(code == 0 for code in codes) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:  # every path, Ctrl-C included: nothing outlives the run
+            for proc in procs:
+                _kill_group(proc)
+        def stderr_of(i: int) -> str:
+            logs[i].seek(0)
+            return logs[i].read()
+
+        if failed:
+            i = failed[0]
+            prefix = f"worker {i} of {len(procs)}: " if len(procs) > 1 else ""
+            lines = [line for line in stderr_of(i).splitlines() if line.strip("=- ")]
+            return codes[i], stderr_of(i) + ("\n" + prefix + lines[-1] if prefix and lines else "")
+        if all(code == 0 for code in codes):
+            return 0, stderr_of(0)
+        return None, stderr_of(0)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc): launchers such as torchrun start their workers
+    in sessions of their own, out of reach of a signal to the launcher's process group."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    below = _descendants(proc.pid) if proc.poll() is None else []
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # its helpers too, even after the leader has exited
     except ProcessLookupError:
         pass
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
 
 

@@ -21,8 +21,10 @@ from common.timing import NOISY_SPREAD, step_stats
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "max rel err", "@step", "match",
            "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
+SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
 CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "batch", "d_in", "hidden", "d_out",
-              "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s",
+              "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
+              "x_one_worker", "scaling_efficiency",
               "status", "final_loss", "max_rel_err", "worst_step", "setup_s", "rounds", "timed_steps", "median_s",
               "iqr_s", "spread", "steps_per_s", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "error")
 
@@ -46,7 +48,7 @@ def figures(results: list[RunResult], peak_gflops: float | None) -> list[dict]:
             "framework": r.framework, "variant": r.variant, "feed": r.feed, "world_size": r.world_size,
             "label": r.label, "device": r.device, "dtype": r.dtype,
             "samples": cfg.samples if cfg and cfg.minibatch else None, "epochs": cfg.epochs if cfg else None,
-            "data_median_s": data_stats.median_s if data_stats else None,
+            "data_median_s": data_stats.median_s if data_stats else None, "comm_s": r.comm_s,
             "compute_median_s": compute_stats.median_s if compute_stats else None,
             "batch": cfg.batch if cfg else None, "d_in": cfg.d_in if cfg else None,
             "hidden": cfg.hidden if cfg else None, "d_out": cfg.d_out if cfg else None,
@@ -73,17 +75,33 @@ def figures(results: list[RunResult], peak_gflops: float | None) -> list[dict]:
             fastest[key] = min(fastest.get(key, row["median_s"]), row["median_s"])
     for row in rows:
         row["x_fastest"] = row["median_s"] / fastest[row["flops_per_step"]] if row["median_s"] else None
+    _scaling(rows)
     return rows
+
+
+def _scaling(rows: list[dict]) -> None:
+    """Data-parallel rows against the same engine on one worker: the fixed batch split W ways
+    would ideally take 1/W of the time (efficiency = T1 / (W x TW))."""
+    key = lambda f: (f["framework"], f["variant"], f["device"], f["dtype"], f["flops_per_step"])  # noqa: E731
+    one = {key(f): f["median_s"] for f in rows if f["world_size"] == 1 and f["median_s"]}
+    for f in rows:
+        base = one.get(key(f)) if f["comm_s"] is not None else None
+        timed = bool(base and f["median_s"])
+        f["comm_share"] = f["comm_s"] / f["median_s"] if timed else None
+        f["x_one_worker"] = f["median_s"] / base if timed else None
+        f["scaling_efficiency"] = base / (f["world_size"] * f["median_s"]) if timed else None
 
 
 def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _table_row(f: dict, feed_columns: bool = False) -> list[str]:
+def _table_row(f: dict, feed_columns: bool = False, scaling_columns: bool = False) -> list[str]:
     row = [f["framework"], f["label"], f["device"], f["dtype"]]
     extra = [_fmt(f["data_median_s"] and f["data_median_s"] * 1e3, ".3f"),
              _fmt(f["compute_median_s"] and f["compute_median_s"] * 1e3, ".3f")] if feed_columns else []
+    extra += [_fmt(f.get("x_one_worker"), ".2f"), _fmt(f.get("comm_share") and 100 * f["comm_share"], ".0f"),
+              _fmt(f.get("scaling_efficiency") and 100 * f["scaling_efficiency"], ".0f")] if scaling_columns else []
     if f["status"] in ("skipped", "failed"):
         return row + ["", "", "", f["status"]] + [""] * (6 + len(extra))
     match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f["status"]]
@@ -110,17 +128,20 @@ def table_notes(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
 
 
-def _columns(rows: list[dict]) -> tuple[list[str], bool]:
-    """The table's columns: data and compute time after the step's median in minibatch mode."""
+def _columns(rows: list[dict]) -> tuple[list[str], bool, bool]:
+    """The table's columns: data and compute time (minibatch mode) and scaling (data-parallel)
+    after the step's median."""
     feed_columns = any(f["feed"] for f in rows)
+    scaling_columns = any(f["comm_s"] is not None for f in rows)
     at = COLUMNS.index("median ms (IQR)") + 1
-    return (list(COLUMNS[:at] + FEED_COLUMNS + COLUMNS[at:]) if feed_columns else list(COLUMNS)), feed_columns
+    extra = (FEED_COLUMNS if feed_columns else ()) + (SCALING_COLUMNS if scaling_columns else ())
+    return list(COLUMNS[:at] + extra + COLUMNS[at:]), feed_columns, scaling_columns
 
 
 def format_table(rows: list[dict]) -> str:
     """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
-    columns, feed_columns = _columns(rows)
-    lines = _aligned([columns] + [_table_row(f, feed_columns) for f in rows])
+    columns, *flags = _columns(rows)
+    lines = _aligned([columns] + [_table_row(f, *flags) for f in rows])
     notes = table_notes(rows)
     if notes:
         lines += ["", "notes:"] + [f"  {n}" for n in notes]
@@ -128,8 +149,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    columns, feed_columns = _columns(rows)
-    body = [_table_row(f, feed_columns) for f in rows]
+    columns, *flags = _columns(rows)
+    body = [_table_row(f, *flags) for f in rows]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body])
 
@@ -162,6 +183,18 @@ def feed_lines(rows: list[dict]) -> list[str]:
         if ratios:
             lines.append(f"feed cost {framework}/{variant}/{device}: step time vs resident: {', '.join(ratios)}"
                          f"{data_share}")
+    return lines
+
+
+def scaling_lines(rows: list[dict]) -> list[str]:
+    """Data-parallel: each engine's W-worker step against its 1-worker step."""
+    lines = []
+    for f in rows:
+        if f["world_size"] > 1 and f.get("scaling_efficiency") is not None:
+            threads = f"{f['world_size']} workers sharing the threads"
+            lines.append(f"scaling {f['framework']}/{f['variant']}/{f['device']}: {threads}, step time "
+                         f"{f['x_one_worker']:.2f}x one worker's, collectives {f['comm_share']:.0%} of the step "
+                         f"(timed alone), efficiency {f['scaling_efficiency']:.0%} (100% = W times faster)")
     return lines
 
 

@@ -54,6 +54,7 @@ class RunResult:
     data_times_s: list[float] = field(default_factory=list)
     round_data_times_s: list[list[float]] = field(default_factory=list)
     world_size: int = 1  # processes that trained together (data-parallel); rank 0 reports
+    comm_s: float | None = None  # data-parallel: median time of one step's collectives, timed alone
 
     @property
     def label(self) -> str:
@@ -63,7 +64,7 @@ class RunResult:
 
     @property
     def name(self) -> str:
-        return f"{self.framework}/{self.label}/{self.device}/{self.dtype}".replace(" ", "")
+        return f"{self.framework}/{self.label}/{self.device}/{self.dtype}"
 
     @property
     def ran(self) -> bool:

@@ -32,7 +32,7 @@ def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[
                        threads=cfg.threads, versions=versions, note=note, feed=cfg.feed if cfg.minibatch else None)
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.
-    with threadpool_limits(limits=cfg.threads):
+    with threadpool_limits(limits=cfg.worker_threads):
         start_ns = time.perf_counter_ns()
         trainer = build()
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
@@ -58,7 +58,9 @@ def skipped(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunRes
 
 
 def run_guarded(cfg: RunConfig, framework: str, variant: str, train: TrainFn) -> RunResult:
-    """train() with its failures turned into rows: NotImplementedError is a skip, anything else a failure."""
+    """train() with its failures turned into rows: NotImplementedError is a skip, anything else a failure.
+
+    None from train() means a data-parallel worker that does not report (rank 0 does)."""
     try:
         return train(cfg, make_problem(cfg), variant)
     except NotImplementedError as exc:
@@ -127,6 +129,8 @@ def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[s
 
     extras = {dest: getattr(args, dest) for dest in [*extra_dests, "save_weights"]}
     result = run_guarded(cfg, framework, args.variant, functools.partial(train, **extras))
+    if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
+        sys.exit(0)
     if result.status not in ("skipped", "failed") and not args.no_check:
         apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
     print(summary_line(result))

@@ -8,6 +8,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+class Distributed(NamedTuple):
+    """A framework's data-parallel engine: its module, variant name and how workers start."""
+
+    module: str
+    variant: str
+    launcher: str  # "torchrun" or "tf_config" (common/launch.py)
+
+
 class Implementation(NamedTuple):
     framework: str  # the name users type: --frameworks torch
     module: str  # runnable as python -m <module>
@@ -17,6 +25,7 @@ class Implementation(NamedTuple):
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
     # Variants that train on minibatches (--samples); the first is compare.py's default there.
     minibatch: tuple[str, ...] = ()
+    distributed: Distributed | None = None  # what compare.py --workers W runs
 
     def missing(self) -> list[str]:
         """Packages this implementation needs that are not importable here (found without importing)."""
@@ -29,10 +38,13 @@ REGISTRY: dict[str, Implementation] = {
     "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None, minibatch=("manual",)),
     "torch": Implementation("torch", "implementations.pytorch",
                             ("tensors", "autograd", "module", "compile"), ("torch",), "torch",
-                            minibatch=("module", "tensors", "autograd", "compile")),
+                            minibatch=("module", "tensors", "autograd", "compile"),
+                            distributed=Distributed("implementations.pytorch_ddp", "ddp", "torchrun")),
     "tensorflow": Implementation("tensorflow", "implementations.tensorflow_graphs",
                                  ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
-                                 "tensorflow", minibatch=("function", "xla")),
+                                 "tensorflow", minibatch=("function", "xla"),
+                                 distributed=Distributed("implementations.tensorflow_multiworker", "multiworker",
+                                                         "tf_config")),
     "onnx": Implementation("onnx", "implementations.onnx_runtime", ("step", "loop"), ("onnx", "onnxruntime"), "onnx",
                            minibatch=("step",)),
 }

@@ -1,0 +1,128 @@
+"""The two-layer net trained data-parallel by torch.distributed's DistributedDataParallel.
+
+W processes, launched by torchrun, each hold the whole model and take their own N/W rows of
+the batch. DDP all-reduces the gradients during backward (gloo on CPU, nccl on GPU). The
+lecture's loss is a sum over rows, so the full batch's gradient is the *sum* of the workers'
+gradients: a comm hook sums them, where DDP's default divides by the world size.
+
+Run alone, one process:  python -m implementations.pytorch_ddp --device cpu
+Two on this machine:     torchrun --nproc-per-node 2 -m implementations.pytorch_ddp --workers 2
+compare.py --workers W launches it with torchrun on 127.0.0.1 (README: across machines).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from common import runner
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer, no_sync
+from implementations.pytorch import make_sequential
+
+FRAMEWORK = "torch"
+VARIANTS = ("ddp",)
+MINIBATCH_VARIANTS = ()
+COMM_REPEATS = 20
+
+
+def sum_gradients(state, bucket):
+    """DDP comm hook: all-reduce SUM of the bucket's gradients (the default hook averages)."""
+    future = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
+    return future.then(lambda fut: fut.value()[0])
+
+
+def my_rows(cfg: RunConfig, rank: int) -> slice:
+    """This worker's slice of every batch: N/W consecutive rows."""
+    share = cfg.batch // cfg.workers
+    return slice(rank * share, (rank + 1) * share)
+
+
+def _device(cfg: RunConfig) -> torch.device:
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")
+    torch.backends.cuda.matmul.allow_tf32 = False  # the reference's math, not TF32's
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def join_process_group(cfg: RunConfig) -> None:
+    """torchrun's environment names the group; a lone process forms a group of one on loopback."""
+    if "RANK" not in os.environ:
+        if cfg.workers != 1:
+            raise RuntimeError(f"--workers {cfg.workers} needs a launcher: torchrun --nproc-per-node "
+                               f"{cfg.workers} -m implementations.pytorch_ddp --workers {cfg.workers}")
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(backend="nccl" if cfg.device == "gpu" else "gloo")
+    if dist.get_world_size() != cfg.workers:
+        raise RuntimeError(f"launched with {dist.get_world_size()} processes but --workers {cfg.workers}")
+
+
+def build(cfg: RunConfig, problem: Problem, variant: str = "ddp") -> Trainer:
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
+    torch.set_num_threads(cfg.worker_threads)
+    device = _device(cfg)
+    mine = my_rows(cfg, dist.get_rank())
+    x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
+    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+    model = DistributedDataParallel(make_sequential(w1, w2))
+    model.register_comm_hook(None, sum_gradients)
+    loss_fn = torch.nn.MSELoss(reduction="sum")
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+
+    def step():
+        local_loss = loss_fn(model(x), y)  # over this worker's rows only
+        optimizer.zero_grad()
+        local_loss.backward()  # DDP sums the gradients of every worker as backward runs
+        optimizer.step()
+        loss = local_loss.detach().clone()
+        dist.all_reduce(loss)  # the batch's loss: the sum over every worker's rows
+        return loss.item()
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else no_sync
+    return Trainer(step, sync, weights=lambda: tuple(p.detach().t().cpu().numpy().copy()
+                                                     for p in model.module.parameters()))
+
+
+def time_collectives(cfg: RunConfig, problem: Problem) -> float:
+    """Median time of one step's collectives alone: a gradient-sized all-reduce and the loss's."""
+    device = _device(cfg)
+    grads = torch.zeros(problem.w1.size + problem.w2.size, dtype=getattr(torch, cfg.dtype), device=device)
+    loss = torch.zeros((), dtype=grads.dtype, device=device)
+    times = []
+    for _ in range(COMM_REPEATS):
+        dist.barrier()
+        start = time.perf_counter_ns()
+        dist.all_reduce(grads)
+        dist.all_reduce(loss)
+        loss.item()
+        times.append((time.perf_counter_ns() - start) * 1e-9)
+    return statistics.median(times)
+
+
+def train(cfg: RunConfig, problem: Problem, variant: str = "ddp", save_weights=None):
+    join_process_group(cfg)
+    try:
+        result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
+                                     versions={"torch": torch.__version__}, save_weights=save_weights,
+                                     note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)")
+        result.world_size = dist.get_world_size()
+        result.comm_s = time_collectives(cfg, problem)
+        return result if dist.get_rank() == 0 else None
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    runner.main(FRAMEWORK, VARIANTS, train)

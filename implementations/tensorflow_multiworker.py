@@ -1,0 +1,120 @@
+"""The two-layer net trained data-parallel by tf.distribute's MultiWorkerMirroredStrategy.
+
+W processes, one per entry of the cluster in TF_CONFIG, each take their own N/W rows of the
+batch. Each step's loss and gradients are all-reduced with one batched SUM collective (the
+lecture's loss is a sum over rows), and every worker applies the same update to its own
+copy of w1, w2, so the copies stay equal as DDP's do.
+
+Run alone, one process:  python -m implementations.tensorflow_multiworker
+compare.py --workers W starts W workers on 127.0.0.1, each with its TF_CONFIG (README: across
+machines, the same command on each with that machine's TF_CONFIG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from common import runner  # noqa: E402
+from common.config import RunConfig  # noqa: E402
+from common.problem import Problem  # noqa: E402
+from common.timing import Trainer, no_sync  # noqa: E402
+from implementations.tensorflow_graphs import forward_loss  # noqa: E402  (the same network)
+
+FRAMEWORK = "tensorflow"
+VARIANTS = ("multiworker",)
+MINIBATCH_VARIANTS = ()
+COMM_REPEATS = 20
+SUM = tf.distribute.ReduceOp.SUM
+
+
+def my_rows(cfg: RunConfig, rank: int) -> slice:
+    """This worker's slice of every batch: N/W consecutive rows."""
+    share = cfg.batch // cfg.workers
+    return slice(rank * share, (rank + 1) * share)
+
+
+def make_strategy(cfg: RunConfig) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy of the cluster in TF_CONFIG (none: this process alone); threads set first,
+    since TF fixes its pools when the strategy starts its server."""
+    tf.config.threading.set_intra_op_parallelism_threads(cfg.worker_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(cfg.worker_threads)
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [None])
+    if len(cluster) != cfg.workers:
+        raise RuntimeError(f"TF_CONFIG names {len(cluster)} worker(s) but --workers is {cfg.workers}")
+    if cfg.device == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            raise NotImplementedError("no GPU visible to TensorFlow")
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        implementation = tf.distribute.experimental.CommunicationImplementation.NCCL
+    else:
+        implementation = tf.distribute.experimental.CommunicationImplementation.RING
+    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def build(cfg: RunConfig, problem: Problem, strategy, variant: str = "multiworker") -> Trainer:
+    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
+    mine = my_rows(cfg, strategy.cluster_resolver.task_id or 0)
+    x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
+    # Plain variables, one copy per worker, created outside strategy.scope(): every worker
+    # applies the same summed gradient, so no variable syncing is needed (or paid for).
+    w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
+    lr = tf.constant(cfg.lr, dtype=problem.x.dtype)
+
+    def replica_step():
+        with tf.GradientTape() as tape:
+            local_loss = forward_loss(x, y, w1, w2)  # over this worker's rows only
+        grad_w1, grad_w2 = tape.gradient(local_loss, [w1, w2])
+        # One batched collective: the batch's loss and gradients, summed over the workers
+        loss, grad_w1, grad_w2 = tf.distribute.get_replica_context().all_reduce(SUM, [local_loss, grad_w1, grad_w2])
+        w1.assign_sub(lr * grad_w1)
+        w2.assign_sub(lr * grad_w2)
+        return loss
+
+    @tf.function
+    def train_step():
+        return strategy.run(replica_step)
+
+    sync = tf.test.experimental.sync_devices if cfg.device == "gpu" else no_sync
+    return Trainer(lambda: strategy.experimental_local_results(train_step())[0].numpy(), sync,
+                   weights=lambda: (w1.numpy(), w2.numpy()))
+
+
+def time_collectives(cfg: RunConfig, problem: Problem, strategy) -> float:
+    """Median time of one step's collective alone: the same batched all-reduce on zeros."""
+    grads = [tf.zeros((), problem.x.dtype), tf.zeros(problem.w1.shape, problem.x.dtype),
+             tf.zeros(problem.w2.shape, problem.x.dtype)]
+
+    @tf.function
+    def collective():
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(SUM, grads))
+
+    collective()  # traced and the collective's group formed outside the timing
+    times = []
+    for _ in range(COMM_REPEATS):
+        start = time.perf_counter_ns()
+        strategy.experimental_local_results(collective()[0])[0].numpy()
+        times.append((time.perf_counter_ns() - start) * 1e-9)
+    return statistics.median(times)
+
+
+def train(cfg: RunConfig, problem: Problem, variant: str = "multiworker", save_weights=None):
+    strategy = make_strategy(cfg)
+    result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, strategy, variant),
+                                 versions={"tensorflow": tf.__version__}, save_weights=save_weights,
+                                 note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "
+                                      f"{cfg.worker_threads} thread(s)")
+    result.world_size = strategy.num_replicas_in_sync
+    result.comm_s = time_collectives(cfg, problem, strategy)
+    return result if (strategy.cluster_resolver.task_id or 0) == 0 else None
+
+
+if __name__ == "__main__":
+    runner.main(FRAMEWORK, VARIANTS, train)
