@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -153,12 +154,20 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
 
         if failed:
             i = failed[0]
-            prefix = f"worker {i} of {len(procs)}: " if len(procs) > 1 else ""
-            lines = [line for line in stderr_of(i).splitlines() if line.strip("=- ")]
-            return codes[i], stderr_of(i) + ("\n" + prefix + lines[-1] if prefix and lines else "")
+            text = stderr_of(i)
+            lines = [line for line in text.splitlines() if line.strip("=- ")]
+            if len(procs) > 1 and lines:
+                return codes[i], f"{text}\nworker {i} of {len(procs)}: {lines[-1]}"
+            return codes[i], text + _torchrun_root_cause(text)
         if all(code == 0 for code in codes):
             return 0, stderr_of(0)
         return None, stderr_of(0)
+
+
+def _torchrun_root_cause(stderr: str) -> str:
+    """torchrun's report names the worker that failed first; its last line is only a URL."""
+    match = re.search(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", stderr, re.DOTALL)
+    return f"\nworker {match[1]} failed first (its exit status {match[2]}; torchrun stopped the rest)" if match else ""
 
 
 def _descendants(pid: int) -> list[int]:

@@ -122,7 +122,8 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 
 def table_notes(rows: list[dict]) -> list[str]:
     notes = [f"{f['name']}: {f['error']}" for f in rows if f["error"]]
-    notes += [f"{f['name']}: {f['note']}" for f in rows if f["note"] and f["status"] == "ok"]
+    # a note is about the implementation: said once for all its feeds
+    notes += [f"{f['framework']}/{f['variant']}: {f['note']}" for f in rows if f["note"] and f["status"] == "ok"]
     if any(f["noisy"] for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size

@@ -262,9 +262,9 @@ def versions() -> dict:
 def train(cfg: RunConfig, problem: Problem, variant: str = "fit", save_weights=None):
     note = "fit: times are the gaps between fit's batch-end callbacks" if variant == "fit" else None
     if variant == "fit" and cfg.minibatch:
-        note += ("; data time is the gap from batch-end to the next batch-begin, what fit's loop waits for "
-                 "after its own prefetching" + ("; TF's train function pulls each batch itself, so the gather "
-                                                "counts as compute" if BACKEND == "tensorflow" else ""))
+        note += ("; data time is the gap from batch-end to batch-begin" +
+                 ("; the TF train function pulls its batch itself, so that counts as compute"
+                  if BACKEND == "tensorflow" else ""))
     return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
                                versions=versions(), note=note, save_weights=save_weights)
 
