@@ -31,7 +31,7 @@ def loss_curves(results: list[RunResult], reference: list[float], path: Path) ->
     steps = np.arange(1, len(reference) + 1)
     top.semilogy(steps, reference, color="black", linewidth=3, alpha=0.3, label="NumPy reference")
     for r in ran:
-        label = f"{r.framework}/{r.variant}/{r.device}"
+        label = f"{r.framework}/{r.label}/{r.device}"
         top.semilogy(np.arange(1, len(r.losses) + 1), r.losses, linewidth=1, label=label)
         errors = relative_errors(r.losses, reference, r.dtype)
         bottom.semilogy(np.arange(1, len(errors) + 1), np.maximum(errors, 1e-18), linewidth=0.8, label=label)
@@ -54,7 +54,7 @@ def step_time(rows: list[dict], path: Path) -> None:
     plt = _pyplot()
     timed = [f for f in rows if f["median_s"]]
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(timed) + 1.5))
-    labels = [f"{f['framework']}/{f['variant']}/{f['device']}" for f in timed]
+    labels = [f"{f['framework']}/{f['label']}/{f['device']}" for f in timed]
     medians_ms = np.array([f["median_s"] * 1e3 for f in timed])
     iqr_ms = np.array([f["iqr_s"] * 1e3 for f in timed])
     ax.barh(labels, medians_ms, xerr=iqr_ms / 2, color="tab:blue", alpha=0.8, capsize=3)

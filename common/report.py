@@ -297,8 +297,8 @@ def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
     """CPU vs GPU per implementation, or one line saying why there is no such comparison."""
     if "gpu" not in devices:
         return None
-    cpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
-    gpu = {(f["framework"], f["variant"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
+    cpu = {(f["framework"], f["label"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
+    gpu = {(f["framework"], f["label"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
     pairs = [(k, cpu[k]["median_s"] / gpu[k]["median_s"]) for k in gpu if k in cpu]
     if not gpu:
         return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"

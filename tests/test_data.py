@@ -21,7 +21,8 @@ from tests.conftest import small_config
 
 def minibatch_config(**overrides) -> RunConfig:
     """96 rows in batches of 16: 6 shuffled steps per epoch, 3 epochs, float64."""
-    values = dict(samples=96, batch=16, epochs=3, dtype="float64")
+    # Default threads, as every other in-process TensorFlow test: TF sizes its pools once per process.
+    values = dict(samples=96, batch=16, epochs=3, dtype="float64", threads=RunConfig().threads)
     values.update(overrides)
     return small_config(**values)
 

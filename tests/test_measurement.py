@@ -93,7 +93,7 @@ def test_gpu_wins_from_the_first_size_where_it_is_faster():
 
 
 def test_gpu_line_without_a_gpu_says_so_in_one_line():
-    rows = [{"framework": "t", "variant": "v", "device": "cpu", "median_s": 1.0}]
+    rows = [{"framework": "t", "variant": "v", "label": "v", "device": "cpu", "median_s": 1.0}]
     assert gpu_line(rows, ["cpu", "gpu"]).startswith("CPU vs GPU: no GPU run here")
     assert gpu_line(rows, ["cpu"]) is None
 
