@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -128,13 +129,14 @@ def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConf
 
 
 def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tuple[int | None, str]:
-    """Run processes that only finish together; (status, stderr) of the first to fail, or (0, "").
+    """Run processes that only finish together: (0, stderr of the first) when all succeed,
+    (status, its stderr) of the first to fail, (None, stderr of the first) on a timeout.
 
     A worker that dies leaves the others waiting in a collective for ever, so the first
     failure (or the timeout, or Ctrl-C) kills every process of the group and its helpers.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        logs = [open(Path(tmp) / f"worker{i}.err", "w+") for i in range(len(cmds))]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(open(Path(tmp) / f"worker{i}.err", "w+")) for i in range(len(cmds))]
         procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
                                   start_new_session=True) for cmd, env, log in zip(cmds, envs, logs)]
         deadline = time.monotonic() + timeout_s
@@ -148,20 +150,17 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
         finally:  # every path, Ctrl-C included: nothing outlives the run
             for proc in procs:
                 _kill_group(proc)
-        def stderr_of(i: int) -> str:
-            logs[i].seek(0)
-            return logs[i].read()
-
-        if failed:
-            i = failed[0]
-            text = stderr_of(i)
-            lines = [line for line in text.splitlines() if line.strip("=- ")]
-            if len(procs) > 1 and lines:
-                return codes[i], f"{text}\nworker {i} of {len(procs)}: {lines[-1]}"
-            return codes[i], text + _torchrun_root_cause(text)
-        if all(code == 0 for code in codes):
-            return 0, stderr_of(0)
-        return None, stderr_of(0)
+        stderrs = []
+        for log in logs:
+            log.seek(0)
+            stderrs.append(log.read())
+    if not failed:
+        return (0 if all(code == 0 for code in codes) else None), stderrs[0]
+    i = failed[0]
+    lines = [line for line in stderrs[i].splitlines() if line.strip("=- ")]
+    if len(procs) > 1 and lines:
+        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)}: {lines[-1]}"
+    return codes[i], stderrs[i] + _torchrun_root_cause(stderrs[i])
 
 
 def _torchrun_root_cause(stderr: str) -> str:

@@ -166,12 +166,16 @@ def make_feed(cfg: RunConfig, problem: Problem, device: str):
     if cfg.feed == "resident":
         with tf.device(device):
             x_all, y_all = tf.constant(problem.x), tf.constant(problem.y)
-            order_on_device = tf.constant(data.batch_order(cfg))
+            order_on_device = [tf.constant(rows) for rows in data.batch_order(cfg)]
+
+        @tf.function  # one graph call per batch: two eager gathers cost more than the step's matmuls
+        def gather_batch(rows):
+            return tf.gather(x_all, rows), tf.gather(y_all, rows)
 
         def resident_batches():
             with tf.device(device):
                 for rows in order_on_device:
-                    yield tf.gather(x_all, rows), tf.gather(y_all, rows)
+                    yield gather_batch(rows)
 
         return resident_batches
     batches = tf_data.pipeline(cfg, problem)
