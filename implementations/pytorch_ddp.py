@@ -50,8 +50,14 @@ def _device(cfg: RunConfig) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise NotImplementedError("no CUDA device")
+    local_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local_workers > torch.cuda.device_count():  # nccl refuses two ranks on one GPU
+        raise NotImplementedError(f"{local_workers} workers on this machine need as many GPUs; "
+                                  f"it has {torch.cuda.device_count()}")
     torch.backends.cuda.matmul.allow_tf32 = False  # the reference's math, not TF32's
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(device)  # nccl's collectives run on the current device
+    return device
 
 
 def join_process_group(cfg: RunConfig) -> None:

@@ -51,6 +51,10 @@ def make_strategy(cfg: RunConfig) -> tf.distribute.MultiWorkerMirroredStrategy:
     if cfg.device == "gpu":
         if not tf.config.list_physical_devices("GPU"):
             raise NotImplementedError("no GPU visible to TensorFlow")
+        local = sum(address.startswith(("127.0.0.1:", "localhost:")) for address in cluster if address)
+        if local > len(tf.config.list_physical_devices("GPU")):  # NCCL: one worker per GPU
+            raise NotImplementedError(f"{local} workers on this machine need as many GPUs; it has "
+                                      f"{len(tf.config.list_physical_devices('GPU'))}")
         tf.config.experimental.enable_tensor_float_32_execution(False)
         implementation = tf.distribute.experimental.CommunicationImplementation.NCCL
     else:
