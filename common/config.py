@@ -197,7 +197,8 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                         "shared by every framework (a last partial batch is dropped)")
     m.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the dataset (default {d.epochs})")
     m.add_argument("--feed", default=d.feed,
-                   help=f"how batches reach the step: {', '.join(FEEDS)} (default {d.feed}; see README)")
+                   help=f"how batches reach the step: {', '.join(FEEDS)}; compare.py also takes a comma list or "
+                        f"all (default {d.feed}; see README)")
     m.add_argument("--loader-workers", type=int, default=d.loader_workers,
                    help="background workers of the prefetch feed: DataLoader num_workers, tf.data parallel "
                         f"calls, NumPy threads (default {d.loader_workers})")
