@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
 from common.problem import make_problem
-from common.report import (feed_lines, figures, scaling_lines, format_table, gpu_line, header, results_document, timer_line, verdict,
-                           write_json_atomic, write_reports)
+from common.report import (feed_lines, figures, format_table, gpu_line, header, results_document, scaling_lines,
+                           timer_line, verdict, write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds
 from common.roofline import measure_peak_gflops
 from common.sweep import ladder_configs, summary

@@ -180,7 +180,8 @@ def feed_lines(rows: list[dict]) -> list[str]:
             continue
         ratios = [f"{other} {steps[(framework, variant, device, other)]['median_s'] / f['median_s']:.2f}x"
                   for other in ("copy", "prefetch", "disk") if (framework, variant, device, other) in steps]
-        data_share = f" (data {f['data_median_s'] / f['median_s']:.0%} of resident's step)" if f["data_median_s"] else ""
+        data_share = (f" (data {f['data_median_s'] / f['median_s']:.0%} of resident's step)"
+                      if f["data_median_s"] else "")
         if ratios:
             lines.append(f"feed cost {framework}/{variant}/{device}: step time vs resident: {', '.join(ratios)}"
                          f"{data_share}")
@@ -277,7 +278,8 @@ def header(cfg: RunConfig, measurement: dict) -> str:
     data = (f"M={cfg.samples} samples, {cfg.epochs} epoch(s) of {cfg.steps_per_epoch} shuffled batches = "
             if cfg.minibatch else "")
     return (f"N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out} ({cfg.flops_per_step() / 1e6:.2f} "
-            f"MFLOP/step), {data}{cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, {cfg.threads} threads; "
+            f"MFLOP/step), {data}{cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, "
+            f"{cfg.threads} threads; "
             f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
             f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
             f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")

@@ -4,7 +4,6 @@ only rank 0 reports, and a worker that dies or hangs ends as a failed row with n
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
