@@ -16,7 +16,7 @@ from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add
 from common.problem import make_problem
 from common.report import (feed_lines, figures, format_table, gpu_line, header, results_document, scaling_lines,
                            timer_line, verdict, write_json_atomic, write_reports)
-from common.result import RunResult, merge_rounds
+from common.result import RunResult, merge_rounds, run_label
 from common.roofline import measure_peak_gflops
 from common.sweep import ladder_configs, summary
 from common.timing import timer_overhead_s
@@ -205,9 +205,8 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
                     rounds[i].append(skipped(run_cfg, impl.framework, variant, skip))
                     done += 1
                     continue
-                label = (variant if feed is None else f"{variant}+{feed}") + (f" x{workers}" if workers > 1 else "")
-                progress(done, total, f"{impl.framework}/{label}/{device}/{cfg.dtype} round {round_index + 1}/"
-                                      f"{args.rounds}")
+                progress(done, total, f"{impl.framework}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
+                                      f"round {round_index + 1}/{args.rounds}")
                 result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)

@@ -34,6 +34,12 @@ def batch_order(cfg: RunConfig) -> np.ndarray:
     return np.concatenate(epochs).reshape(cfg.steps, cfg.batch).astype(np.int64)
 
 
+def worker_rows(cfg: RunConfig, rank: int) -> slice:
+    """A data-parallel worker's slice of every batch: N/W consecutive rows."""
+    share = cfg.batch // cfg.workers
+    return slice(rank * share, (rank + 1) * share)
+
+
 def gather(x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One batch as contiguous in-memory arrays (also from a memory map)."""
     return np.ascontiguousarray(x[rows]), np.ascontiguousarray(y[rows])

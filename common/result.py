@@ -58,9 +58,7 @@ class RunResult:
 
     @property
     def label(self) -> str:
-        """The variant, with the feed in minibatch mode and the worker count when distributed."""
-        label = self.variant if self.feed is None else f"{self.variant}+{self.feed}"
-        return label if self.world_size == 1 else f"{label} x{self.world_size}"
+        return run_label(self.variant, self.feed, self.world_size)
 
     @property
     def name(self) -> str:
@@ -92,6 +90,12 @@ class RunResult:
     @classmethod
     def from_json(cls, text: str) -> "RunResult":
         return cls.from_dict(json.loads(text))
+
+
+def run_label(variant: str, feed: str | None, world_size: int) -> str:
+    """The variant, with the feed in minibatch mode and the worker count when data-parallel."""
+    label = variant if feed is None else f"{variant}+{feed}"
+    return label if world_size == 1 else f"{label} x{world_size}"
 
 
 _SEVERITY = ("ok", "mismatch", "diverged", "failed")

@@ -28,8 +28,7 @@ def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[
     """
     from threadpoolctl import threadpool_limits
 
-    result = RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
-                       threads=cfg.threads, versions=versions, note=note, feed=cfg.feed if cfg.minibatch else None)
+    result = new_result(cfg, framework, variant, versions=versions, note=note)
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.
     with threadpool_limits(limits=cfg.worker_threads):
@@ -52,9 +51,14 @@ def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -
                                   f"{variant} trains on the lecture's one batch only")
 
 
+def new_result(cfg: RunConfig, framework: str, variant: str, **fields) -> RunResult:
+    """The RunResult of a run of `cfg`, with what the config says about it filled in."""
+    return RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(), threads=cfg.threads,
+                     feed=cfg.feed if cfg.minibatch else None, world_size=cfg.workers, **fields)
+
+
 def skipped(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunResult:
-    return RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(),
-                     threads=cfg.threads, status="skipped", error=reason, feed=cfg.feed if cfg.minibatch else None)
+    return new_result(cfg, framework, variant, status="skipped", error=reason)
 
 
 def run_guarded(cfg: RunConfig, framework: str, variant: str, train: TrainFn) -> RunResult:

@@ -13,7 +13,6 @@ compare.py --workers W launches it with torchrun on 127.0.0.1 (README: across ma
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import time
 
@@ -21,8 +20,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from common import runner
+from common import data, runner
 from common.config import RunConfig
+from common.launch import free_ports
 from common.problem import Problem
 from common.timing import Trainer, no_sync
 from implementations.pytorch import make_sequential
@@ -37,12 +37,6 @@ def sum_gradients(state, bucket):
     """DDP comm hook: all-reduce SUM of the bucket's gradients (the default hook averages)."""
     future = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
     return future.then(lambda fut: fut.value()[0])
-
-
-def my_rows(cfg: RunConfig, rank: int) -> slice:
-    """This worker's slice of every batch: N/W consecutive rows."""
-    share = cfg.batch // cfg.workers
-    return slice(rank * share, (rank + 1) * share)
 
 
 def _device(cfg: RunConfig) -> torch.device:
@@ -66,9 +60,7 @@ def join_process_group(cfg: RunConfig) -> None:
         if cfg.workers != 1:
             raise RuntimeError(f"--workers {cfg.workers} needs a launcher: torchrun --nproc-per-node "
                                f"{cfg.workers} -m implementations.pytorch_ddp --workers {cfg.workers}")
-        with socket.socket() as free:
-            free.bind(("127.0.0.1", 0))
-            port = free.getsockname()[1]
+        port = free_ports(1)[0]
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group(backend="nccl" if cfg.device == "gpu" else "gloo")
     if dist.get_world_size() != cfg.workers:
@@ -79,7 +71,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str = "ddp") -> Trainer:
     runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
     torch.set_num_threads(cfg.worker_threads)
     device = _device(cfg)
-    mine = my_rows(cfg, dist.get_rank())
+    mine = data.worker_rows(cfg, dist.get_rank())
     x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
     model = DistributedDataParallel(make_sequential(w1, w2))
@@ -123,7 +115,6 @@ def train(cfg: RunConfig, problem: Problem, variant: str = "ddp", save_weights=N
         result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
                                      versions={"torch": torch.__version__}, save_weights=save_weights,
                                      note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)")
-        result.world_size = dist.get_world_size()
         result.comm_s = time_collectives(cfg, problem)
         return result if dist.get_rank() == 0 else None
     finally:

@@ -137,7 +137,7 @@ def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
 # --- TF2: tf.function over Variables ----------------------------------------------------------
 
 def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
-    _set_eager_threads(cfg.threads)
+    set_eager_threads(cfg.threads)
     with tf.device(device):
         if cfg.minibatch:  # each step gets its batch from the feed; these only name the shapes
             x = tf.TensorSpec((cfg.batch, cfg.d_in), problem.x.dtype)
@@ -191,7 +191,7 @@ def make_feed(cfg: RunConfig, problem: Problem, device: str):
     return pipeline_batches
 
 
-def _set_eager_threads(threads: int) -> None:
+def set_eager_threads(threads: int) -> None:
     """TF2 thread pools can be sized only before the first op runs in this process."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -21,11 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from common import runner  # noqa: E402
+from common import data, runner  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.problem import Problem  # noqa: E402
 from common.timing import Trainer, no_sync  # noqa: E402
-from implementations.tensorflow_graphs import forward_loss  # noqa: E402  (the same network)
+from implementations.tensorflow_graphs import forward_loss, set_eager_threads  # noqa: E402  (the same network)
 
 FRAMEWORK = "tensorflow"
 VARIANTS = ("multiworker",)
@@ -34,17 +34,10 @@ COMM_REPEATS = 20
 SUM = tf.distribute.ReduceOp.SUM
 
 
-def my_rows(cfg: RunConfig, rank: int) -> slice:
-    """This worker's slice of every batch: N/W consecutive rows."""
-    share = cfg.batch // cfg.workers
-    return slice(rank * share, (rank + 1) * share)
-
-
 def make_strategy(cfg: RunConfig) -> tf.distribute.MultiWorkerMirroredStrategy:
     """The strategy of the cluster in TF_CONFIG (none: this process alone); threads set first,
     since TF fixes its pools when the strategy starts its server."""
-    tf.config.threading.set_intra_op_parallelism_threads(cfg.worker_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(cfg.worker_threads)
+    set_eager_threads(cfg.worker_threads)
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [None])
     if len(cluster) != cfg.workers:
         raise RuntimeError(f"TF_CONFIG names {len(cluster)} worker(s) but --workers is {cfg.workers}")
@@ -65,7 +58,7 @@ def make_strategy(cfg: RunConfig) -> tf.distribute.MultiWorkerMirroredStrategy:
 
 def build(cfg: RunConfig, problem: Problem, strategy, variant: str = "multiworker") -> Trainer:
     runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    mine = my_rows(cfg, strategy.cluster_resolver.task_id or 0)
+    mine = data.worker_rows(cfg, strategy.cluster_resolver.task_id or 0)
     x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
     # Plain variables, one copy per worker, created outside strategy.scope(): every worker
     # applies the same summed gradient, so no variable syncing is needed (or paid for).
@@ -115,7 +108,6 @@ def train(cfg: RunConfig, problem: Problem, variant: str = "multiworker", save_w
                                  versions={"tensorflow": tf.__version__}, save_weights=save_weights,
                                  note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "
                                       f"{cfg.worker_threads} thread(s)")
-    result.world_size = strategy.num_replicas_in_sync
     result.comm_s = time_collectives(cfg, problem, strategy)
     return result if (strategy.cluster_resolver.task_id or 0) == 0 else None
 
