@@ -9,26 +9,46 @@ from __future__ import annotations
 import dataclasses
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common.figures import figures
+from common.launch import THREAD_ENV, run_one
 from common.problem import make_problem
-from common.report import (feed_lines, figures, format_table, gpu_line, header, results_document, scaling_lines,
-                           timer_line, verdict, write_json_atomic, write_reports)
+from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, results_document,
+                           scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds, run_label
 from common.roofline import measure_peak_gflops
-from common.sweep import ladder_configs, summary
-from common.timing import timer_overhead_s
-from common.launch import THREAD_ENV, run_one
 from common.runner import apply_verdict, skipped
+from common.sweep import ladder_configs, summary, sweep_markdown
+from common.timing import timer_overhead_s
 from implementations import ALIASES, REGISTRY, Implementation
-# --sweep without --variants: each framework's idiomatic training loop, one row each.
-SWEEP_VARIANTS = {"numpy": "manual", "torch": "autograd", "tensorflow": "variables", "onnx": "step",
-                  "keras-tensorflow": "fit", "keras-jax": "fit"}
 
 
-def parse_args(argv: list[str] | None):
+@dataclass(frozen=True)
+class Plan:
+    """What this invocation does, decided once from the arguments; everything below reads it."""
+
+    cfg: RunConfig  # the run's configuration (device and feed are set per run)
+    frameworks: tuple[str, ...]
+    variants: tuple[str, ...]
+    devices: tuple[str, ...]
+    feeds: tuple[str, ...]
+    # --sweep and minibatch mode without --variants: one idiomatic variant per framework
+    representatives: bool
+    rounds: int
+    timeout_s: float
+    out: Path | None
+    sweep: bool = False
+    sweep_steps: int = 30
+    deploy_from: tuple[Implementation, str] | None = None  # --deploy: the run whose weights are deployed
+    report_from: Path | None = None
+    markdown: bool = False
+
+
+def parse_args(argv: list[str] | None) -> Plan:
     parser = CliParser(prog="python compare.py", description=__doc__.splitlines()[0])
     add_config_args(parser)
     g = parser.add_argument_group("selection and output")
@@ -40,7 +60,11 @@ def parse_args(argv: list[str] | None):
                    help="write results.json, results.csv, loss_curves.png, step_time.png (sweep.png), report.md")
     g.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run (default 900)")
     g.add_argument("--report-from", type=Path, metavar="RESULTS_JSON",
-                   help="run nothing: print the table of an earlier results.json (and rewrite --out's reports)")
+                   help="run nothing: print the table of an earlier results.json (and rewrite --out's reports), "
+                        "or of a deploy.json written by --deploy")
+    g.add_argument("--markdown", action="store_true",
+                   help="with --report-from: print the table as Markdown instead (a sweep's as sizes x runs), "
+                        "as README's tables are made")
     m = parser.add_argument_group("measurement")
     m.add_argument("--rounds", type=int, default=None,
                    help="times each run is repeated, interleaved across implementations (default 3; 1 with --sweep)")
@@ -55,37 +79,43 @@ def parse_args(argv: list[str] | None):
                    help="the implementation whose trained weights are deployed (default onnx/step)")
     args = parser.parse_args(argv)
     try:
-        args.feeds = _pick(args.feed, list(FEEDS), "--feed")
-        if not args.samples and args.feeds != ["resident"]:
-            raise ConfigError("--feed needs --samples: the lecture's one batch is always resident")
-        if args.workers > 1 and (args.sweep or args.deploy or args.variants != "all"):
-            flag = "--sweep" if args.sweep else ("--deploy" if args.deploy else "--variants")
-            raise ConfigError(f"--workers cannot be combined with {flag}: each framework's data-parallel "
-                              "engine is one variant on the lecture's batch")
-        if args.samples and (args.sweep or args.deploy):
-            raise ConfigError(f"--samples cannot be combined with {'--sweep' if args.sweep else '--deploy'}, "
-                              "which train on the lecture's one batch")
-        cfg = config_from_args(args, device="cpu", feed=args.feeds[0])
-        args.frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks", ALIASES)
-        all_variants = [v for f in args.frameworks for v in REGISTRY[f].variants]
-        # --sweep and minibatch mode, without --variants: one idiomatic variant per framework
-        args.representatives = (args.sweep or bool(args.samples)) and args.variants == "all"
-        args.variants = _pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")
-        args.devices = _pick(args.device, list(DEVICES), "--device")
-        args.deploy_from = _deploy_source(args.deploy_from)
-        if args.rounds is None:
-            args.rounds = 1 if args.sweep else 3
-        if args.rounds < 1:
-            raise ConfigError(f"--rounds must be an integer >= 1, got {args.rounds}")
-        if args.sweep_steps < 2:
-            raise ConfigError(f"--sweep-steps must be an integer >= 2, got {args.sweep_steps}")
-        if args.timeout <= 0:
-            raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout!r}")
-        if args.out is not None:
-            _check_writable(args.out)
+        return _plan(args)
     except ConfigError as exc:
         parser.error(str(exc))
-    return args, cfg
+
+
+def _plan(args) -> Plan:
+    feeds = _pick(args.feed, list(FEEDS), "--feed")
+    if not args.samples and feeds != ["resident"]:
+        raise ConfigError("--feed needs --samples: the lecture's one batch is always resident")
+    if args.workers > 1 and (args.sweep or args.deploy or args.variants != "all"):
+        flag = "--sweep" if args.sweep else ("--deploy" if args.deploy else "--variants")
+        raise ConfigError(f"--workers cannot be combined with {flag}: each framework's data-parallel "
+                          "engine is one variant on the lecture's batch")
+    if args.samples and (args.sweep or args.deploy):
+        raise ConfigError(f"--samples cannot be combined with {'--sweep' if args.sweep else '--deploy'}, "
+                          "which train on the lecture's one batch")
+    cfg = config_from_args(args, device="cpu", feed=feeds[0])
+    frameworks = _pick(args.frameworks, list(REGISTRY), "--frameworks", ALIASES)
+    all_variants = [v for f in frameworks for v in REGISTRY[f].variants]
+    rounds = (1 if args.sweep else 3) if args.rounds is None else args.rounds
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be an integer >= 1, got {rounds}")
+    if args.sweep_steps < 2:
+        raise ConfigError(f"--sweep-steps must be an integer >= 2, got {args.sweep_steps}")
+    if args.timeout <= 0:
+        raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout!r}")
+    if args.markdown and args.report_from is None:
+        raise ConfigError("--markdown goes with --report-from: it prints an earlier results.json's table")
+    if args.out is not None:
+        _check_writable(args.out)
+    return Plan(cfg=cfg, frameworks=tuple(frameworks),
+                variants=tuple(_pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")),
+                devices=tuple(_pick(args.device, list(DEVICES), "--device")), feeds=tuple(feeds),
+                representatives=(args.sweep or bool(args.samples)) and args.variants == "all",
+                rounds=rounds, timeout_s=args.timeout, out=args.out, sweep=args.sweep, sweep_steps=args.sweep_steps,
+                deploy_from=_deploy_source(args.deploy_from) if args.deploy else None, report_from=args.report_from,
+                markdown=args.markdown)
 
 
 def _pick(text: str, allowed: list[str], flag: str, aliases: dict[str, list[str]] | None = None) -> list[str]:
@@ -128,33 +158,31 @@ class Run(NamedTuple):
     skip: str | None = None  # a row that cannot run, with the reason
 
 
-def plan(args, cfg: RunConfig) -> list[Run]:
+def runs_of(plan: Plan) -> list[Run]:
     """Every run, in table order."""
-    if cfg.workers > 1:
-        return data_parallel_plan(args, cfg)
+    if plan.cfg.workers > 1:
+        return data_parallel_runs(plan)
 
-    def wanted(framework: str, variant: str) -> bool:
-        if not args.representatives:
-            return variant in args.variants
+    def wanted(impl: Implementation, variant: str) -> bool:
+        if not plan.representatives:
+            return variant in plan.variants
         # one per framework keeps the sweep, and the grid of feeds, to minutes
-        if args.samples:
-            return REGISTRY[framework].minibatch[:1] == (variant,)
-        return SWEEP_VARIANTS.get(framework) == variant
+        return variant == (impl.minibatch[:1] or (None,))[0] if plan.cfg.minibatch else variant == impl.sweep
 
-    feeds = args.feeds if args.samples else [None]
-    return [Run(REGISTRY[f], v, d, feed) for d in args.devices for f in args.frameworks
-            for v in REGISTRY[f].variants if wanted(f, v) for feed in feeds]
+    feeds = plan.feeds if plan.cfg.minibatch else (None,)
+    return [Run(REGISTRY[f], v, d, feed) for d in plan.devices for f in plan.frameworks
+            for v in REGISTRY[f].variants if wanted(REGISTRY[f], v) for feed in feeds]
 
 
-def data_parallel_plan(args, cfg: RunConfig) -> list[Run]:
+def data_parallel_runs(plan: Plan) -> list[Run]:
     """--workers W: each engine on 1 worker and on W (the scaling baseline is the same code);
     NumPy's row as the single-process yardstick; frameworks without an engine, a skipped row."""
     runs = []
-    for device in args.devices:
-        for framework in args.frameworks:
+    for device in plan.devices:
+        for framework in plan.frameworks:
             impl = REGISTRY[framework]
             if impl.distributed is not None:
-                runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, cfg.workers)]
+                runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, plan.cfg.workers)]
             elif framework == "numpy":
                 runs.append(Run(impl, impl.variants[0], device))
             else:
@@ -181,14 +209,14 @@ def progress(done: int, total: int, label: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, done_before: int = 0,
-               total: int | None = None) -> list[RunResult]:
-    """Every run `args.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
+def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: list[float], on_run=None,
+               done_before: int = 0, total: int | None = None) -> list[RunResult]:
+    """Every run `plan.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
     that a noisy spell of the machine hits every implementation alike; one merged row per run.
 
     on_run(finished rows) is called after every run; on Ctrl-C the rows finished so far are
     attached to the KeyboardInterrupt as .finished."""
-    total = total or len(runs) * args.rounds
+    total = total or len(runs) * plan.rounds
     rounds: list[list[RunResult]] = [[] for _ in runs]
     done = done_before
 
@@ -196,18 +224,18 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
         return [merge_rounds(r) for r in rounds if r]
 
     try:
-        for round_index in range(args.rounds):
+        for round_index in range(plan.rounds):
             for i, (impl, variant, device, feed, workers, skip) in enumerate(runs):
                 if round_index and rounds[i][0].status == "skipped":
                     continue  # a skip is a fact about the machine, not noise: no point asking again
                 run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed, workers=workers)
                 if skip:
-                    rounds[i].append(skipped(run_cfg, impl.framework, variant, skip))
+                    rounds[i].append(skipped(run_cfg, impl.name, variant, skip))
                     done += 1
                     continue
-                progress(done, total, f"{impl.framework}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
-                                      f"round {round_index + 1}/{args.rounds}")
-                result = apply_verdict(run_one(impl, variant, run_cfg, args.timeout), reference)
+                progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
+                                      f"round {round_index + 1}/{plan.rounds}")
+                result = apply_verdict(run_one(impl, variant, run_cfg, plan.timeout_s), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
@@ -219,109 +247,116 @@ def run_rounds(runs, cfg: RunConfig, args, reference: list[float], on_run=None, 
     return finished()
 
 
-def measure_machine(cfg: RunConfig, args) -> dict:
+def measure_machine(plan: Plan) -> dict:
     """The yardsticks every table line is read against, measured before any run."""
+    cfg = plan.cfg
     print("measuring the machine's peak matmul rate and the timer's own cost ...", file=sys.stderr, flush=True)
     return {"peak_gflops": measure_peak_gflops(cfg.dtype, cfg.threads), "peak_dtype": cfg.dtype,
-            "timer_overhead_s": timer_overhead_s(), "rounds": args.rounds, "warmup_steps": cfg.warmup,
+            "timer_overhead_s": timer_overhead_s(), "rounds": plan.rounds, "warmup_steps": cfg.warmup,
             "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
 
 
-def run_sweep(args, cfg: RunConfig, measurement: dict) -> int:
+def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
+    """After each run: results.json rewritten, so that an interrupted comparison keeps what finished."""
+    def save(partial: list[RunResult]) -> None:
+        if plan.out is not None:
+            write_json_atomic(plan.out / "results.json", results_document(plan.cfg, [*earlier, *partial], measurement))
+
+    return save
+
+
+def run_comparison(plan: Plan, measurement: dict) -> int:
+    runs = runs_of(plan)
+    reference = reference_for(plan.cfg)
+    save = saver(plan, measurement)
+    try:
+        results = run_rounds(runs, plan.cfg, plan, reference, on_run=save)
+    except KeyboardInterrupt as interrupt:
+        finished = getattr(interrupt, "finished", [])
+        save(finished)
+        print(f"\ninterrupted: {len(finished)} run(s) finished" + (f", kept in {plan.out / 'results.json'}"
+                                                                    if plan.out else ""), file=sys.stderr)
+        if finished:
+            print(format_table(figures(finished, measurement["peak_gflops"])))
+        return 130
+    return report(plan, plan.cfg, results, measurement, reference)
+
+
+def run_sweep(plan: Plan, measurement: dict) -> int:
     """The same comparison at every ladder size; one plot, one crossover summary."""
-    configs = ladder_configs(cfg, args.sweep_steps)
-    runs = plan(args, cfg)
-    total = len(configs) * len(runs) * args.rounds
+    configs = ladder_configs(plan.cfg, plan.sweep_steps)
+    runs = runs_of(plan)
+    total = len(configs) * len(runs) * plan.rounds
     results: list[RunResult] = []
     reference = None
     for point, point_cfg in enumerate(configs):
         point_reference = reference_for(point_cfg)
         reference = reference or point_reference
-        done = list(results)
-
-        def save(partial: list[RunResult]) -> None:
-            if args.out is not None:
-                write_json_atomic(args.out / "results.json", results_document(cfg, done + partial, measurement))
-
-        results += run_rounds(runs, point_cfg, args, point_reference, on_run=save,
-                              done_before=point * len(runs) * args.rounds, total=total)
-    points = figures(results, measurement["peak_gflops"])
-    print(f"\n{header(configs[0], measurement)}\nsweep: {len(configs)} sizes x {len(runs)} runs, "
-          f"{args.sweep_steps} steps each, lr scaled with the sizes\n")
-    print(format_table(points))
-    lines = [verdict(results)[1], timer_line(points, measurement)] + summary(points)
-    gpu = gpu_line(points, args.devices)
-    lines += [gpu] if gpu else []
-    print("\n" + "\n".join(lines))
-    if args.out is not None:
-        write_reports(args.out, configs[0], results, points, reference, measurement, lines, sweep_points=points)
-        print(f"wrote results.json, results.csv, loss_curves.png, step_time.png, sweep.png, report.md to {args.out}")
-    return 0 if verdict(results)[0] else 1
+        results += run_rounds(runs, point_cfg, plan, point_reference, on_run=saver(plan, measurement, list(results)),
+                              done_before=point * len(runs) * plan.rounds, total=total)
+    return report(plan, configs[0], results, measurement, reference,
+                  intro=f"sweep: {len(configs)} sizes x {len(runs)} runs, {plan.sweep_steps} steps each, "
+                        "lr scaled with the sizes")
 
 
-def report_from(args) -> int:
+def report_from(plan: Plan) -> int:
     """Re-read a results.json: the table, the verdict, and (with --out) the report files."""
     from common.result import SchemaError, load_results
 
+    if plan.report_from.name == "deploy.json":
+        from deploy.run import reprint
+
+        return reprint(plan.report_from, plan.markdown)
     try:
-        doc, results = load_results(args.report_from)
+        doc, results = load_results(plan.report_from)
     except SchemaError as exc:
         print(f"python compare.py: error: --report-from {exc}", file=sys.stderr)
         return 2
     cfg = RunConfig.from_dict(doc["config"])
     measurement = doc.get("measurement") or {}
+    if plan.markdown:
+        rows = figures(results, measurement.get("peak_gflops"))
+        several_sizes = len({r.flops_per_step for r in rows}) > 1
+        print(sweep_markdown(rows) if several_sizes else markdown_table(rows))
+        return 0 if verdict(results)[0] else 1
+    lecture = plan.out is not None and any(r.config.get("batch") == cfg.batch for r in results)
+    return report(plan, cfg, results, measurement, reference_for(cfg) if lecture else [], fresh=False)
+
+
+def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: dict, reference: list[float],
+           intro: str | None = None, fresh: bool = True) -> int:
+    """The one output tail: header, table, verdict and the lines under it, the report files; the exit status.
+
+    `fresh`: these runs were made now; an earlier results.json re-read prints no header."""
     rows = figures(results, measurement.get("peak_gflops"))
+    several_sizes = len({r.flops_per_step for r in rows}) > 1
+    if fresh:
+        print(f"\n{header(cfg, measurement)}" + (f"\n{intro}" if intro else "") + "\n")
     print(format_table(rows))
     matched, line = verdict(results)
-    print(f"\n{line}")
-    if args.out is not None and measurement:
-        lecture = [r for r in results if r.config.get("batch") == cfg.batch]
-        reference = reference_for(cfg) if lecture else []
-        write_reports(args.out, cfg, results, rows, reference, measurement, [line])
+    lines = [line] + ([timer_line(rows, measurement)] if measurement else [])
+    lines += feed_lines(rows) + scaling_lines(rows) + (summary(rows) if several_sizes else [])
+    gpu = gpu_line(rows, list(plan.devices) if fresh else sorted({r.device for r in rows}))
+    lines += [gpu] if gpu else []
+    print("\n" + "\n".join(lines))
+    if plan.out is not None and measurement:
+        write_reports(plan.out, cfg, results, rows, reference, measurement, lines, sweep=several_sizes)
+        if fresh:
+            plots = "loss_curves.png, step_time.png, " + ("sweep.png, " if several_sizes else "")
+            print(f"wrote results.json, results.csv, {plots}report.md to {plan.out}")
     return 0 if matched else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, cfg = parse_args(argv)
-    if args.report_from is not None:
-        return report_from(args)
-    if args.deploy:
+    plan = parse_args(argv)
+    if plan.report_from is not None:
+        return report_from(plan)
+    if plan.deploy_from is not None:
         from deploy.run import run_deploy
 
-        return run_deploy(args, cfg, reference_for(cfg))
-    measurement = measure_machine(cfg, args)
-    if args.sweep:
-        return run_sweep(args, cfg, measurement)
-    runs = plan(args, cfg)
-    reference = reference_for(cfg)
-
-    def save(partial: list[RunResult]) -> None:  # after each run: an interrupted comparison keeps what finished
-        if args.out is not None:
-            write_json_atomic(args.out / "results.json", results_document(cfg, partial, measurement))
-
-    try:
-        results = run_rounds(runs, cfg, args, reference, on_run=save)
-    except KeyboardInterrupt as interrupt:
-        finished = getattr(interrupt, "finished", [])
-        save(finished)
-        print(f"\ninterrupted: {len(finished)} run(s) finished" + (f", kept in {args.out / 'results.json'}"
-                                                                    if args.out else ""), file=sys.stderr)
-        if finished:
-            print(format_table(figures(finished, measurement["peak_gflops"])))
-        return 130
-    rows = figures(results, measurement["peak_gflops"])
-    print(f"\n{header(cfg, measurement)}\n")
-    print(format_table(rows))
-    matched, line = verdict(results)
-    lines = [line, timer_line(rows, measurement)]
-    lines += feed_lines(rows) + scaling_lines(rows)
-    gpu = gpu_line(rows, args.devices)
-    lines += [gpu] if gpu else []
-    print("\n" + "\n".join(lines))
-    if args.out is not None:
-        write_reports(args.out, cfg, results, rows, reference, measurement, lines)
-        print(f"wrote results.json, results.csv, loss_curves.png, step_time.png, report.md to {args.out}")
-    return 0 if matched else 1
+        return run_deploy(plan.cfg, plan.deploy_from, plan.out, plan.timeout_s, reference_for(plan.cfg)).exit_status
+    measurement = measure_machine(plan)
+    return run_sweep(plan, measurement) if plan.sweep else run_comparison(plan, measurement)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# float64: the brief's bound (correct runs measure ~5e-16). float32: correct runs measure
+# float64: the project's bound (correct runs measure ~5e-16). float32: correct runs measure
 # ~3e-7 against the float32 reference, and the float32 reference itself is 2e-5 away from
 # the float64 one after 500 steps (stalled updates below an ulp of w): no float32 run can
 # be held closer than that, so the bound is 5x it. A wrong gradient shows as >1e-2 at step 2.

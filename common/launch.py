@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common.config import RunConfig
 from common.result import RunResult
-from common.runner import skipped
+from common.runner import failed, skipped
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -39,8 +39,8 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
 
 def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
             extra_args: tuple[str, ...] = ()) -> RunResult:
-    """One run in a fresh subprocess (W of them for a data-parallel engine); any way it can
-    fail becomes a row with the reason."""
+    """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
+    them for a data-parallel engine; any way it can fail becomes a row with the reason."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
@@ -58,35 +58,56 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
         else:
             returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out)], env, timeout_s)
         if returncode is None:
-            return _failed(cfg, impl, variant, f"timed out after {timeout_s:g} s (--timeout)")
+            return failed(cfg, impl.framework, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():
             try:
                 return RunResult.from_json(out.read_text())
             except (ValueError, TypeError, KeyError) as exc:
-                return _failed(cfg, impl, variant, f"its result file is unreadable: {exc}")
+                return failed(cfg, impl.framework, variant, f"its result file is unreadable: {exc}")
         # the last line that says something (torchrun ends its report with a rule of "=")
         last = ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
         if returncode < 0:
             how = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
         else:
             how = f"exit status {returncode}"
-        return _failed(cfg, impl, variant, f"{how}: {last}")
+        return failed(cfg, impl.framework, variant, f"{how}: {last}")
+
+
+# The longest a wait in compare.py's main thread blocks before it looks at its signals again.
+# Python runs signal handlers in the main thread only: a Ctrl-C that the kernel hands to another
+# thread of the process (NumPy's BLAS workers) cannot wake a main thread blocked in one long
+# select(), so every wait here is cut into slices of this length.
+WAIT_SLICE_S = 0.1
 
 
 def run_child(cmd: list[str], env: dict, timeout_s: float) -> tuple[int | None, str]:
-    """Run cmd in its own process group; (exit status, stderr), or (None, stderr) on timeout.
+    """Run cmd in its own process group; (exit status, stderr), or (None, stderr) on timeout."""
+    code, _, stderr = run_captured(cmd, env, timeout_s, stdout=False)
+    return code, stderr
+
+
+def run_captured(cmd: list[str], env: dict | None, timeout_s: float, stdout: bool = True,
+                 cwd: Path | None = None) -> tuple[int | None, str, str]:
+    """Run cmd in its own process group; (exit status, stdout, stderr), status None on a timeout.
 
     On a timeout or an interrupt the whole group is killed: a framework's helper processes
-    (compile workers, loader workers) must not outlive the run that started them.
+    (compile workers, loader workers) must not outlive the run that started them. Ctrl-C is
+    acted on within WAIT_SLICE_S, whichever of this process's threads the signal reached.
     """
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
     try:
-        _, stderr = proc.communicate(timeout=timeout_s)
-        return proc.returncode, stderr
-    except subprocess.TimeoutExpired:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=max(0.0, min(WAIT_SLICE_S, deadline - time.monotonic())))
+                return proc.returncode, out or "", err
+            except subprocess.TimeoutExpired:  # a slice ended: signals get their turn, then wait on
+                if time.monotonic() >= deadline:
+                    break
         _kill_group(proc)
-        return None, proc.communicate()[1]
+        out, err = proc.communicate()
+        return None, out or "", err
     except BaseException:  # Ctrl-C: no orphan left running
         _kill_group(proc)
         raise
@@ -146,7 +167,7 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
                 failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
                 if failed or all(code == 0 for code in codes) or time.monotonic() > deadline:
                     break
-                time.sleep(0.05)
+                time.sleep(WAIT_SLICE_S / 2)
         finally:  # every path, Ctrl-C included: nothing outlives the run
             for proc in procs:
                 _kill_group(proc)
@@ -199,9 +220,3 @@ def _kill_group(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     proc.wait()
-
-
-def _failed(cfg: RunConfig, impl, variant: str, reason: str) -> RunResult:
-    result = skipped(cfg, impl.framework, variant, reason)
-    result.status = "failed"
-    return result

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from common.equivalence import TOLERANCE, relative_errors
+from common.figures import Figures
 from common.result import RunResult
 
 
@@ -49,42 +50,42 @@ def loss_curves(results: list[RunResult], reference: list[float], path: Path) ->
     plt.close(fig)
 
 
-def step_time(rows: list[dict], path: Path) -> None:
+def step_time(rows: list[Figures], path: Path) -> None:
     """Median step time per run as bars, IQR as error bars, log scale."""
     plt = _pyplot()
-    timed = [f for f in rows if f["median_s"]]
+    timed = [f for f in rows if f.median_s]
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(timed) + 1.5))
-    labels = [f"{f['framework']}/{f['label']}/{f['device']}" for f in timed]
-    medians_ms = np.array([f["median_s"] * 1e3 for f in timed])
-    iqr_ms = np.array([f["iqr_s"] * 1e3 for f in timed])
+    labels = [f"{f.framework}/{f.label}/{f.device}" for f in timed]
+    medians_ms = np.array([f.median_s * 1e3 for f in timed])
+    iqr_ms = np.array([f.iqr_s * 1e3 for f in timed])
     ax.barh(labels, medians_ms, xerr=iqr_ms / 2, color="tab:blue", alpha=0.8, capsize=3)
-    floors = [f.get("floor_s") for f in timed]
+    floors = [f.floor_s for f in timed]
     if floors and all(floors):
         ax.axvline(floors[0] * 1e3, color="red", linestyle="--", label="compute floor (peak matmul rate)")
         ax.legend()
     ax.set_xscale("log")
     ax.invert_yaxis()
     ax.set_xlabel("median step time, ms (log scale; whisker: the IQR's width, centred on the median)")
-    dtype = timed[0]["dtype"] if timed else ""
+    dtype = timed[0].dtype if timed else ""
     ax.set_title(f"Step time per implementation ({dtype}, lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def sweep(points: list[dict], peak_gflops: float, path: Path) -> None:
+def sweep(points: list[Figures], peak_gflops: float, path: Path) -> None:
     """Log-log step time against FLOPs per step, one line per run, with the roofline."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 6))
-    by_run: dict[str, list[dict]] = {}
+    by_run: dict[str, list[Figures]] = {}
     for f in points:
-        if f["median_s"]:
-            by_run.setdefault(f"{f['framework']}/{f['variant']}/{f['device']}", []).append(f)
+        if f.median_s:
+            by_run.setdefault(f"{f.framework}/{f.variant}/{f.device}", []).append(f)
     for label, series in by_run.items():
-        series.sort(key=lambda f: f["flops_per_step"])
-        ax.loglog([f["flops_per_step"] for f in series], [f["median_s"] * 1e3 for f in series], marker="o",
+        series.sort(key=lambda f: f.flops_per_step)
+        ax.loglog([f.flops_per_step for f in series], [f.median_s * 1e3 for f in series], marker="o",
                   label=label)
-    flops = np.array(sorted({f["flops_per_step"] for f in points if f["flops_per_step"]}), dtype=float)
+    flops = np.array(sorted({f.flops_per_step for f in points if f.flops_per_step}), dtype=float)
     if len(flops):
         ax.loglog(flops, flops / (peak_gflops * 1e9) * 1e3, color="black", linestyle="--", linewidth=2,
                   label=f"roofline: FLOPs / peak ({peak_gflops:.0f} GFLOP/s)")

@@ -15,8 +15,9 @@ from pathlib import Path
 from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.result import SCHEMA_VERSION, RunResult
-from common.roofline import achieved_gflops, floor_s
-from common.timing import NOISY_SPREAD, step_stats
+from common.figures import Figures
+from common.roofline import floor_s
+from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "max rel err", "@step", "match",
            "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor")
@@ -29,174 +30,96 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "iqr_s", "spread", "steps_per_s", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "error")
 
 
-def figures(results: list[RunResult], peak_gflops: float | None) -> list[dict]:
-    """Every number the reports show, per run, computed in this one place."""
-    rows = []
-    for r in results:
-        cfg = RunConfig.from_dict(r.config) if r.config else None
-        warmup = r.config.get("warmup", 0)
-        stats = step_stats(r.step_times_s, warmup, r.round_step_times_s or None)
-        timed = stats is not None and r.status == "ok"
-        data_stats = compute_stats = None
-        if timed and r.data_times_s:
-            rounds = r.round_data_times_s or [r.data_times_s]
-            data_stats = step_stats([], warmup, rounds)
-            compute = [[t - d for t, d in zip(times, data)] for times, data in
-                       zip(r.round_step_times_s or [r.step_times_s], rounds)]
-            compute_stats = step_stats([], warmup, compute)
-        row = {
-            "framework": r.framework, "variant": r.variant, "feed": r.feed, "world_size": r.world_size,
-            "label": r.label, "device": r.device, "dtype": r.dtype,
-            "samples": cfg.samples if cfg and cfg.minibatch else None, "epochs": cfg.epochs if cfg else None,
-            "data_median_s": data_stats.median_s if data_stats else None, "comm_s": r.comm_s,
-            "compute_median_s": compute_stats.median_s if compute_stats else None,
-            "batch": cfg.batch if cfg else None, "d_in": cfg.d_in if cfg else None,
-            "hidden": cfg.hidden if cfg else None, "d_out": cfg.d_out if cfg else None,
-            "flops_per_step": cfg.flops_per_step() if cfg else None,
-            "status": r.status, "final_loss": r.losses[-1] if r.losses else None,
-            "max_rel_err": r.max_rel_err, "worst_step": r.worst_step, "setup_s": r.setup_s,
-            "rounds": len(r.round_step_times_s) or (1 if r.step_times_s else 0),
-            "timed_steps": stats.n if stats else 0,
-            "median_s": stats.median_s if timed else None, "iqr_s": stats.iqr_s if timed else None,
-            "spread": stats.spread if timed else None, "noisy": bool(timed and stats.noisy),
-            "steps_per_s": 1 / stats.median_s if timed else None,
-            "error": r.error, "note": r.note, "name": r.name,
-        }
-        if timed and cfg and peak_gflops:
-            row["gflops"] = achieved_gflops(cfg, stats.median_s)
-            row["pct_peak"] = 100 * row["gflops"] / peak_gflops
-            row["floor_s"] = floor_s(cfg, peak_gflops)
-            row["x_floor"] = stats.median_s / row["floor_s"]
-        rows.append(row)
-    fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
-    for row in rows:
-        if row["median_s"]:
-            key = row["flops_per_step"]
-            fastest[key] = min(fastest.get(key, row["median_s"]), row["median_s"])
-    for row in rows:
-        row["x_fastest"] = row["median_s"] / fastest[row["flops_per_step"]] if row["median_s"] else None
-    _scaling(rows)
-    return rows
-
-
-def _scaling(rows: list[dict]) -> None:
-    """Data-parallel rows against the same engine on one worker: the fixed batch split W ways
-    would ideally take 1/W of the time (efficiency = T1 / (W x TW))."""
-    key = lambda f: (f["framework"], f["variant"], f["device"], f["dtype"], f["flops_per_step"])  # noqa: E731
-    one = {key(f): f["median_s"] for f in rows if f["world_size"] == 1 and f["median_s"]}
-    for f in rows:
-        base = one.get(key(f)) if f["comm_s"] is not None else None
-        timed = bool(base and f["median_s"])
-        f["comm_share"] = f["comm_s"] / f["median_s"] if timed else None
-        f["x_one_worker"] = f["median_s"] / base if timed else None
-        f["scaling_efficiency"] = base / (f["world_size"] * f["median_s"]) if timed else None
-
-
 def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _table_row(f: dict, feed_columns: bool = False, scaling_columns: bool = False) -> list[str]:
-    row = [f["framework"], f["label"], f["device"], f["dtype"]]
-    extra = [_fmt(f["data_median_s"] and f["data_median_s"] * 1e3, ".3f"),
-             _fmt(f["compute_median_s"] and f["compute_median_s"] * 1e3, ".3f")] if feed_columns else []
-    extra += [_fmt(f.get("x_one_worker"), ".2f"), _fmt(f.get("comm_share") and 100 * f["comm_share"], ".0f"),
-              _fmt(f.get("scaling_efficiency") and 100 * f["scaling_efficiency"], ".0f")] if scaling_columns else []
-    if f["status"] in ("skipped", "failed"):
-        return row + ["", "", "", f["status"]] + [""] * (6 + len(extra))
-    match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f["status"]]
-    median = "" if f["median_s"] is None else (
-        f"{f['median_s'] * 1e3:.3f} ({f['iqr_s'] * 1e3:.3f})" + (" ~" if f["noisy"] else ""))
-    return row + [_fmt(f["final_loss"], ".6g"), _fmt(f["max_rel_err"], ".1e"), _fmt(f["worst_step"], "d"), match,
-                  _fmt(f["setup_s"], ".3f"), median] + extra + [
-                  _fmt(f["steps_per_s"], ",.0f"), _fmt(f["x_fastest"], ".2f"),
-                  _fmt(f.get("gflops"), ".1f"), _fmt(f.get("x_floor"), ".1f")]
+def _table_row(f: Figures, feed_columns: bool = False, scaling_columns: bool = False) -> list[str]:
+    row = [f.framework, f.label, f.device, f.dtype]
+    extra = [_fmt(f.data_median_s and f.data_median_s * 1e3, ".3f"),
+             _fmt(f.compute_median_s and f.compute_median_s * 1e3, ".3f")] if feed_columns else []
+    extra += [_fmt(f.x_one_worker, ".2f"), _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
+              _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f")] if scaling_columns else []
+    if f.status in ("skipped", "failed"):
+        return row + ["", "", "", f.status] + [""] * (6 + len(extra))
+    match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f.status]
+    median = "" if f.median_s is None else (
+        f"{f.median_s * 1e3:.3f} ({f.iqr_s * 1e3:.3f})" + (" ~" if f.noisy else ""))
+    return row + [_fmt(f.final_loss, ".6g"), _fmt(f.max_rel_err, ".1e"), _fmt(f.worst_step, "d"), match,
+                  _fmt(f.setup_s, ".3f"), median] + extra + [
+                  _fmt(f.steps_per_s, ",.0f"), _fmt(f.x_fastest, ".2f"),
+                  _fmt(f.gflops, ".1f"), _fmt(f.x_floor, ".1f")]
 
 
-def _aligned(rows: list[list[str]]) -> list[str]:
+def aligned(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
 
 
-def table_notes(rows: list[dict]) -> list[str]:
-    notes = [f"{f['name']}: {f['error']}" for f in rows if f["error"]]
+def table_notes(rows: list[Figures]) -> list[str]:
+    notes = [f"{f.name}: {f.error}" for f in rows if f.error]
     # a note is about the implementation: said once for all its feeds
-    notes += [f"{f['framework']}/{f['variant']}: {f['note']}" for f in rows if f["note"] and f["status"] == "ok"]
-    if any(f["noisy"] for f in rows):
+    notes += [f"{f.framework}/{f.variant}: {f.note}" for f in rows if f.note and f.status == "ok"]
+    if any(f.noisy for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
 
 
-def _columns(rows: list[dict]) -> tuple[list[str], bool, bool]:
+def _columns(rows: list[Figures]) -> tuple[list[str], bool, bool]:
     """The table's columns: data and compute time (minibatch mode) and scaling (data-parallel)
     after the step's median."""
-    feed_columns = any(f["feed"] for f in rows)
-    scaling_columns = any(f["comm_s"] is not None for f in rows)
+    feed_columns = any(f.feed for f in rows)
+    scaling_columns = any(f.comm_s is not None for f in rows)
     at = COLUMNS.index("median ms (IQR)") + 1
     extra = (FEED_COLUMNS if feed_columns else ()) + (SCALING_COLUMNS if scaling_columns else ())
     return list(COLUMNS[:at] + extra + COLUMNS[at:]), feed_columns, scaling_columns
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[Figures]) -> str:
     """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
     columns, *flags = _columns(rows)
-    lines = _aligned([columns] + [_table_row(f, *flags) for f in rows])
+    lines = aligned([columns] + [_table_row(f, *flags) for f in rows])
     notes = table_notes(rows)
     if notes:
         lines += ["", "notes:"] + [f"  {n}" for n in notes]
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[Figures]) -> str:
     columns, *flags = _columns(rows)
     body = [_table_row(f, *flags) for f in rows]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body])
 
 
-DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match")
-
-
-def format_deploy_table(rows: list[dict], tolerance: dict) -> str:
-    """The inference table: one row per (model, runtime, batch)."""
-    body = [list(DEPLOY_COLUMNS)]
-    for r in rows:
-        err = r["max_rel_err"]
-        body.append([r["model"], r["runtime"], str(r["batch"]), r["dtype"],
-                     f"{r['median_s'] * 1e6:.1f} ({r['iqr_s'] * 1e6:.1f})", f"{r['batch'] / r['median_s']:,.0f}",
-                     "(source)" if err is None else f"{err:.1e}",
-                     "" if err is None else ("yes" if err <= tolerance[r["dtype"]] else "NO")])
-    return "\n".join(_aligned(body))
-
-
-def feed_lines(rows: list[dict]) -> list[str]:
+def feed_lines(rows: list[Figures]) -> list[str]:
     """Minibatch mode: each feed's step time as a ratio to the resident feed, per implementation."""
-    steps = {(f["framework"], f["variant"], f["device"], f["feed"]): f for f in rows if f["feed"] and f["median_s"]}
+    steps = {(f.framework, f.variant, f.device, f.feed): f for f in rows if f.feed and f.median_s}
     lines = []
     for (framework, variant, device, feed), f in steps.items():
         if feed != "resident":
             continue
-        ratios = [f"{other} {steps[(framework, variant, device, other)]['median_s'] / f['median_s']:.2f}x"
+        ratios = [f"{other} {steps[(framework, variant, device, other)].median_s / f.median_s:.2f}x"
                   for other in ("copy", "prefetch", "disk") if (framework, variant, device, other) in steps]
-        data_share = (f" (data {f['data_median_s'] / f['median_s']:.0%} of resident's step)"
-                      if f["data_median_s"] else "")
+        data_share = (f" (data {f.data_median_s / f.median_s:.0%} of resident's step)"
+                      if f.data_median_s else "")
         if ratios:
             lines.append(f"feed cost {framework}/{variant}/{device}: step time vs resident: {', '.join(ratios)}"
                          f"{data_share}")
     return lines
 
 
-def scaling_lines(rows: list[dict]) -> list[str]:
+def scaling_lines(rows: list[Figures]) -> list[str]:
     """Data-parallel: each engine's W-worker step against its 1-worker step."""
     lines = []
     for f in rows:
-        if f["world_size"] > 1 and f.get("scaling_efficiency") is not None:
-            threads = f"{f['world_size']} workers sharing the threads"
-            lines.append(f"scaling {f['framework']}/{f['variant']}/{f['device']}: {threads}, step time "
-                         f"{f['x_one_worker']:.2f}x one worker's, collectives {f['comm_share']:.0%} of the step "
-                         f"(timed alone), efficiency {f['scaling_efficiency']:.0%} (100% = W times faster)")
+        if f.world_size > 1 and f.scaling_efficiency is not None:
+            threads = f"{f.world_size} workers sharing the threads"
+            lines.append(f"scaling {f.framework}/{f.variant}/{f.device}: {threads}, step time "
+                         f"{f.x_one_worker:.2f}x one worker's, collectives {f.comm_share:.0%} of the step "
+                         f"(timed alone), efficiency {f.scaling_efficiency:.0%} (100% = W times faster)")
     return lines
 
 
@@ -267,11 +190,11 @@ def write_json_atomic(path: Path, document: dict) -> None:
         raise
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[Figures]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(row.as_dict() for row in rows)
 
 
 def header(cfg: RunConfig, measurement: dict) -> str:
@@ -285,8 +208,8 @@ def header(cfg: RunConfig, measurement: dict) -> str:
             f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")
 
 
-def timer_line(rows: list[dict], measurement: dict) -> str:
-    fastest = min((f["median_s"] for f in rows if f["median_s"]), default=None)
+def timer_line(rows: list[Figures], measurement: dict) -> str:
+    fastest = min((f.median_s for f in rows if f.median_s), default=None)
     cost = measurement["timer_overhead_s"]
     if fastest is None:
         return f"timer: {cost * 1e6:.2f} us per step"
@@ -295,13 +218,13 @@ def timer_line(rows: list[dict], measurement: dict) -> str:
     return f"timer: {cost * 1e6:.2f} us per step, {share:.2%} of the fastest step{warn}"
 
 
-def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
+def gpu_line(rows: list[Figures], devices: list[str]) -> str | None:
     """CPU vs GPU per implementation, or one line saying why there is no such comparison."""
     if "gpu" not in devices:
         return None
-    cpu = {(f["framework"], f["label"]): f for f in rows if f["device"] == "cpu" and f["median_s"]}
-    gpu = {(f["framework"], f["label"]): f for f in rows if f["device"] == "gpu" and f["median_s"]}
-    pairs = [(k, cpu[k]["median_s"] / gpu[k]["median_s"]) for k in gpu if k in cpu]
+    cpu = {(f.framework, f.label): f for f in rows if f.device == "cpu" and f.median_s}
+    gpu = {(f.framework, f.label): f for f in rows if f.device == "gpu" and f.median_s}
+    pairs = [(k, cpu[k].median_s / gpu[k].median_s) for k in gpu if k in cpu]
     if not gpu:
         return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"
     if not pairs:
@@ -309,19 +232,19 @@ def gpu_line(rows: list[dict], devices: list[str]) -> str | None:
     return "GPU/CPU speedup (CPU median / GPU median): " + ", ".join(f"{fw}/{v} {x:.2f}x" for (fw, v), x in pairs)
 
 
-def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[dict], reference: list[float],
-                  measurement: dict, lines: list[str], sweep_points: list[dict] | None = None) -> None:
-    """results.json, results.csv, the plots and report.md embedding them."""
+def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[Figures], reference: list[float],
+                  measurement: dict, lines: list[str], sweep: bool = False) -> None:
+    """results.json, results.csv, the plots and report.md embedding them (with `sweep`, the sweep plot too)."""
     from common import plots  # matplotlib loads only when a report is written
 
     write_json_atomic(out / "results.json", results_document(cfg, results, measurement))
-    write_csv(out / "results.csv", sweep_points if sweep_points is not None else rows)
+    write_csv(out / "results.csv", rows)
     lecture = [r for r in results if RunConfig.from_dict(r.config).flops_per_step() == cfg.flops_per_step()]
     plots.loss_curves(lecture, reference, out / "loss_curves.png")
-    plots.step_time([f for f in rows if f["flops_per_step"] == cfg.flops_per_step()], out / "step_time.png")
+    plots.step_time([f for f in rows if f.flops_per_step == cfg.flops_per_step()], out / "step_time.png")
     images = ["loss_curves.png", "step_time.png"]
-    if sweep_points is not None:
-        plots.sweep(sweep_points, measurement["peak_gflops"], out / "sweep.png")
+    if sweep:
+        plots.sweep(rows, measurement["peak_gflops"], out / "sweep.png")
         images.append("sweep.png")
     machine = machine_info()
     md = ["# fourways results\n", f"{header(cfg, measurement)}\n",

@@ -1,47 +1,74 @@
-"""Running one implementation: build, time the steps, judge, and the standalone CLI."""
+"""Running one implementation: build it, time its steps, judge them; every failure a row.
+
+The harness side of the contract: an implementation module gives build(cfg, problem, variant)
+-> Trainer and nothing else; this module times it, records what it is, and releases it.
+"""
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
-from common.config import DEVICES, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common.config import RunConfig
 from common.equivalence import judge
 from common.problem import Problem, make_problem
 from common.result import RunResult
 from common.timing import Trainer, step_stats, time_steps
 
-TrainFn = Callable[[RunConfig, Problem, str], RunResult]
+Build = Callable[[RunConfig, Problem, str], Trainer]
 
 
-def run_training(cfg: RunConfig, framework: str, variant: str, build: Callable[[], Trainer],
-                 versions: dict, note: str | None = None, save_weights: Path | None = None) -> RunResult:
+class Declared(Protocol):
+    """What the runner needs of a registry entry (implementations.Implementation)."""
+
+    name: str
+    minibatch: tuple[str, ...]
+
+    def version_info(self) -> dict[str, str]: ...
+
+
+def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, problem: Problem | None = None,
+                 save_weights: Path | None = None, artifacts: Path | None = None) -> RunResult | None:
     """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns.
 
-    With `save_weights`, the trained (w1, w2) are written there as .npz (untimed).
+    With `save_weights`, the trained (w1, w2) are written there as .npz (untimed); with
+    `artifacts`, the Trainer's save hook writes what it built into that folder. None for a
+    data-parallel worker that does not report (rank 0 reports for all).
     """
     from threadpoolctl import threadpool_limits
 
-    result = new_result(cfg, framework, variant, versions=versions, note=note)
+    refuse_minibatch(cfg, variant, impl.minibatch)
+    problem = make_problem(cfg) if problem is None else problem
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.
     with threadpool_limits(limits=cfg.worker_threads):
         start_ns = time.perf_counter_ns()
-        trainer = build()
+        trainer = build(cfg, problem, variant)
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
-        clock = time_steps(trainer, cfg.steps)
-    result.losses, result.step_times_s, result.data_times_s = clock.losses, clock.times_s, clock.data_times_s
-    result.setup_s = build_s + result.step_times_s[0]
-    if save_weights is not None:
-        w1, w2 = trainer.weights()
-        np.savez(save_weights, w1=np.asarray(w1), w2=np.asarray(w2))
-    return result
+        try:
+            clock = time_steps(trainer, cfg.steps)
+            result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=trainer.note)
+            result.losses, result.step_times_s, result.data_times_s = clock.losses, clock.times_s, clock.data_times_s
+            result.setup_s = build_s + result.step_times_s[0] if result.step_times_s else build_s
+            if trainer.collectives is not None:
+                result.comm_s = trainer.collectives()
+            if save_weights is not None:
+                w1, w2 = trainer.weights()
+                np.savez(save_weights, w1=np.asarray(w1), w2=np.asarray(w2))
+            if artifacts is not None and trainer.save is not None:
+                Path(artifacts).mkdir(parents=True, exist_ok=True)
+                trainer.save(Path(artifacts))
+            elif artifacts is not None:
+                result.note = "; ".join(filter(None, [result.note, "it builds nothing to save but its weights"]))
+        finally:
+            if trainer.close is not None:
+                trainer.close()
+    return result if trainer.reports else None
 
 
 def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -> None:
@@ -58,22 +85,24 @@ def new_result(cfg: RunConfig, framework: str, variant: str, **fields) -> RunRes
 
 
 def skipped(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunResult:
+    """The row of a run that cannot run here (a missing package, device or feature), with the reason."""
     return new_result(cfg, framework, variant, status="skipped", error=reason)
 
 
-def run_guarded(cfg: RunConfig, framework: str, variant: str, train: TrainFn) -> RunResult:
-    """train() with its failures turned into rows: NotImplementedError is a skip, anything else a failure.
+def failed(cfg: RunConfig, framework: str, variant: str, reason: str) -> RunResult:
+    """The row of a run that crashed, hung or gave no result, with the reason."""
+    return new_result(cfg, framework, variant, status="failed", error=reason)
 
-    None from train() means a data-parallel worker that does not report (rank 0 does)."""
+
+def run_guarded(cfg: RunConfig, impl: Declared, variant: str, build: Build, **outputs) -> RunResult | None:
+    """run_training() with its failures turned into rows: NotImplementedError is a skip, anything else a failure."""
     try:
-        return train(cfg, make_problem(cfg), variant)
+        return run_training(cfg, impl, variant, build, **outputs)
     except NotImplementedError as exc:
-        return skipped(cfg, framework, variant, str(exc) or "not supported")
+        return skipped(cfg, impl.name, variant, str(exc) or "not supported")
     except Exception as exc:  # a framework error must become a row, not a lost run
         traceback.print_exc(file=sys.stderr)
-        failed = skipped(cfg, framework, variant, f"{type(exc).__name__}: {exc}")
-        failed.status = "failed"
-        return failed
+        return failed(cfg, impl.name, variant, f"{type(exc).__name__}: {exc}")
 
 
 def apply_verdict(result: RunResult, reference: list[float]) -> RunResult:
@@ -103,41 +132,3 @@ def summary_line(result: RunResult) -> str:
     if result.error:
         parts.append(result.error)
     return ", ".join(parts)
-
-
-def main(framework: str, variants: tuple[str, ...], train: TrainFn, argv: list[str] | None = None,
-         options: dict[str, dict] | None = None) -> None:
-    """`python -m <module>`: run one variant, check it against NumPy, optionally write its RunResult.
-
-    `options` adds module-specific flags (flag -> argparse keywords); their values reach
-    train() as keyword arguments. compare.py never passes them.
-    """
-    from common.reference import reference_losses
-
-    parser = CliParser(prog=f"python -m {sys.modules['__main__'].__spec__.name}",
-                       description=f"Train the two-layer net with {framework} alone and check it against NumPy.")
-    add_config_args(parser)
-    parser.add_argument("--variant", choices=variants, default=variants[0], help=f"default {variants[0]}")
-    parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (default cpu)")
-    parser.add_argument("--json", metavar="PATH", type=Path, help="write the RunResult here as JSON")
-    parser.add_argument("--no-check", action="store_true",
-                        help="skip the comparison with NumPy (compare.py does it once itself)")
-    parser.add_argument("--save-weights", metavar="PATH", type=Path,
-                        help="write the trained w1, w2 here (.npz), e.g. for export to ONNX")
-    extra_dests = [parser.add_argument(flag, **kwargs).dest for flag, kwargs in (options or {}).items()]
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        parser.error(str(exc))
-
-    extras = {dest: getattr(args, dest) for dest in [*extra_dests, "save_weights"]}
-    result = run_guarded(cfg, framework, args.variant, functools.partial(train, **extras))
-    if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
-        sys.exit(0)
-    if result.status not in ("skipped", "failed") and not args.no_check:
-        apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
-    print(summary_line(result))
-    if args.json:
-        args.json.write_text(result.to_json())
-    sys.exit(0 if result.status in ("ok", "skipped") else 1)

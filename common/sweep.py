@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from common.config import RunConfig
+from common.figures import Figures
 
 # (N, D_in, H, D_out): from the lecture's size to sizes where matmuls dominate every step.
 LADDER = (
@@ -27,61 +28,83 @@ def ladder_configs(cfg: RunConfig, steps: int) -> list[RunConfig]:
             for n, d, h, o in LADDER]
 
 
-def size_label(f: dict) -> str:
-    return f"{f['batch']}x{f['d_in']}x{f['hidden']}x{f['d_out']}"
+def size_label(f: Figures) -> str:
+    return f"{f.batch}x{f.d_in}x{f.hidden}x{f.d_out}"
 
 
-def crossovers(points: list[dict]) -> dict[str, dict | None]:
+def crossovers(points: list[Figures]) -> dict[str, Figures | None]:
     """Per run: the first ladder point whose step is within COMPUTE_BOUND_X_FLOOR of the floor."""
-    found: dict[str, dict | None] = {}
-    for f in sorted(points, key=lambda f: f["flops_per_step"] or 0):
-        key = f"{f['framework']}/{f['variant']}/{f['device']}"
+    found: dict[str, Figures | None] = {}
+    for f in sorted(points, key=lambda f: f.flops_per_step or 0):
+        key = f"{f.framework}/{f.variant}/{f.device}"
         found.setdefault(key, None)
-        if found[key] is None and f.get("x_floor") and f["x_floor"] <= COMPUTE_BOUND_X_FLOOR:
+        if found[key] is None and f.x_floor and f.x_floor <= COMPUTE_BOUND_X_FLOOR:
             found[key] = f
     return found
 
 
-def gpu_wins(points: list[dict]) -> dict[str, tuple[dict, float] | None]:
+def gpu_wins(points: list[Figures]) -> dict[str, tuple[Figures, float] | None]:
     """Per framework/variant with both devices timed: the first size where the GPU step is faster."""
-    by_key: dict[tuple, dict] = {(f["framework"], f["variant"], f["flops_per_step"], f["device"]): f
-                                 for f in points if f["median_s"]}
-    wins: dict[str, tuple[dict, float] | None] = {}
+    by_key: dict[tuple, Figures] = {(f.framework, f.variant, f.flops_per_step, f.device): f
+                                 for f in points if f.median_s}
+    wins: dict[str, tuple[Figures, float] | None] = {}
     for (fw, var, flops, dev), f in sorted(by_key.items(), key=lambda kv: kv[0][2]):
         cpu = by_key.get((fw, var, flops, "cpu"))
         if dev != "gpu" or cpu is None:
             continue
         key = f"{fw}/{var}"
         wins.setdefault(key, None)
-        if wins[key] is None and f["median_s"] < cpu["median_s"]:
-            wins[key] = (f, cpu["median_s"] / f["median_s"])
+        if wins[key] is None and f.median_s < cpu.median_s:
+            wins[key] = (f, cpu.median_s / f.median_s)
     return wins
 
 
-def overall_crossover(points: list[dict]) -> dict | None:
+def overall_crossover(points: list[Figures]) -> Figures | None:
     """The first size from which every timed run is within COMPUTE_BOUND_X_FLOOR of the floor."""
-    sizes = sorted({f["flops_per_step"] for f in points if f["median_s"]})
+    sizes = sorted({f.flops_per_step for f in points if f.median_s})
     for i, flops in enumerate(sizes):
-        later = [f for f in points if f["median_s"] and f["flops_per_step"] >= flops]
-        if all(f.get("x_floor") and f["x_floor"] <= COMPUTE_BOUND_X_FLOOR for f in later):
-            return min((f for f in points if f["flops_per_step"] == flops), key=lambda f: f["x_floor"])
+        later = [f for f in points if f.median_s and f.flops_per_step >= flops]
+        if all(f.x_floor and f.x_floor <= COMPUTE_BOUND_X_FLOOR for f in later):
+            return min((f for f in points if f.flops_per_step == flops), key=lambda f: f.x_floor)
     return None
 
 
-def summary(points: list[dict]) -> list[str]:
+def summary(points: list[Figures]) -> list[str]:
     overall = overall_crossover(points)
-    lines = [f"crossover: from {size_label(overall)} ({overall['flops_per_step'] / 1e9:.2f} GFLOP/step) on, every "
+    lines = [f"crossover: from {size_label(overall)} ({overall.flops_per_step / 1e9:.2f} GFLOP/step) on, every "
              f"implementation is within {COMPUTE_BOUND_X_FLOOR:g}x of the compute floor: the machine, not the "
              "framework, sets the step time" if overall else
-             f"crossover: not reached; some implementation is over {COMPUTE_BOUND_X_FLOOR:g}x the floor at the largest size"]
+             f"crossover: not reached; some implementation is over {COMPUTE_BOUND_X_FLOOR:g}x the floor at the "
+             "largest size"]
     for key, f in crossovers(points).items():
         if f is None:
             lines.append(f"{key}: overhead still matters at the largest size (never within "
                          f"{COMPUTE_BOUND_X_FLOOR:g}x of the compute floor)")
         else:
             lines.append(f"{key}: overhead stops mattering at {size_label(f)} "
-                         f"({f['flops_per_step'] / 1e9:.2f} GFLOP/step, {f['x_floor']:.1f}x floor)")
+                         f"({f.flops_per_step / 1e9:.2f} GFLOP/step, {f.x_floor:.1f}x floor)")
     for key, win in gpu_wins(points).items():
         lines.append(f"{key}: the GPU " + (f"starts to win at {size_label(win[0])} ({win[1]:.1f}x)" if win
                                            else "never wins within the ladder"))
     return lines
+
+
+def sweep_markdown(points: list[Figures]) -> str:
+    """Runs down, sizes across: each cell the median step and, in brackets, its x floor."""
+    sizes = sorted({f.flops_per_step for f in points if f.flops_per_step}, key=int)
+    label = {f.flops_per_step: size_label(f) for f in points}
+    runs = list(dict.fromkeys(f"{f.framework}/{f.label}/{f.device}" for f in points))
+    cell = {(f"{f.framework}/{f.label}/{f.device}", f.flops_per_step): f for f in points}
+    lines = ["| run | " + " | ".join(label[s] for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|",
+             "| GFLOP/step | " + " | ".join(f"{s / 1e9:.3f}" for s in sizes) + " |"]
+    for run in runs:
+        cells = []
+        for s in sizes:
+            f = cell.get((run, s))
+            if f is None or f.median_s is None:
+                cells.append(f.status if f else "")
+                continue
+            floor = f" ({f.x_floor:.1f}x)" if f.x_floor else ""
+            cells.append(f"{f.median_s * 1e3:.3g} ms{floor}")
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

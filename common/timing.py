@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 # IQR/median above this and the median is not a number to quote without a caveat.
@@ -65,21 +66,29 @@ class StepClock:
                 break
 
 
+Step = Callable[..., float]  # step() on the lecture's batch; step(x, y) on a minibatch from feed()
+
+
 class Trainer(NamedTuple):
-    """What an implementation's build() returns: a step and its device barrier.
+    """What an implementation's build(cfg, problem, variant) returns; the harness drives it.
 
     `step()` runs one SGD step and returns its loss (computed before the update). A
-    framework whose own loop drives the steps (Keras fit) gives `run(steps, clock)`
-    instead, and calls clock.start() once and clock.lap(loss) after every step.
-    In minibatch mode `feed()` makes the framework's iterator of device-ready (x, y) batches
-    and `step(x, y)` trains on one (a `run` calls clock.data_done() when its batch is in).
+    framework whose own loop drives the steps (Keras fit, a Loop/scan over every step) gives
+    `run(steps, clock)` instead, and calls clock.start() once and clock.lap(loss) after every
+    step. In minibatch mode `feed()` makes the framework's iterator of device-ready (x, y)
+    batches and `step(x, y)` trains on one (a `run` calls clock.data_done() when its batch is in).
     """
 
-    step: Callable[[], float] | None = None
+    step: Step | None = None
     sync: Callable[[], None] = no_sync  # waits until the device has finished queued work
-    run: Callable[[int, StepClock], None] | None = None
+    run: Callable[[int, "StepClock"], None] | None = None
     weights: Callable[[], tuple] | None = None  # the current (w1, w2) as NumPy arrays, for export
     feed: Callable[[], Iterator[tuple]] | None = None
+    note: str | None = None  # how to read this run's times, when it differs from the others
+    save: Callable[[Path], None] | None = None  # writes what the run built (graphs, models) into a folder
+    collectives: Callable[[], float] | None = None  # data-parallel: one step's collectives, timed alone
+    reports: bool = True  # False on data-parallel workers other than rank 0, which reports for all
+    close: Callable[[], None] | None = None  # releases sessions and process groups once measured
 
 
 def time_steps(trainer: Trainer, steps: int) -> StepClock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,28 @@ from common.config import CliParser, ConfigError, add_config_args, config_from_a
 from common.problem import make_serving_batch
 from common.timing import step_stats, time_calls
 from deploy.export import EXPORTERS
+from implementations import REGISTRY
 
-SOURCE_RUNTIME = {"predict_net": "numpy", "torch": "torch", "keras": "keras-tensorflow"}
+# What runs each source's own forward pass, as the registry's exporters name it.
+SOURCE_RUNTIME = {impl.exporter.source: impl.exporter.runtime for impl in REGISTRY.values() if impl.exporter}
 # ONNX Runtime vs the exporting framework on the same fresh input, max |a - b| / max |b|.
-# Measured (README, "Deploy"): float32 <= 7.3e-7, float64 <= 1e-15; the bounds leave >10x margin.
+# Measured: README's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
+# <= 1e-15; the bounds leave a margin of 10x or more.
 DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
+
+
+@dataclass
+class DeployRow:
+    """One (model, runtime, batch) of the inference table."""
+
+    model: str  # the .onnx file's name
+    source: str  # the exporter
+    runtime: str
+    batch: int
+    dtype: str
+    median_s: float
+    iqr_s: float
+    max_rel_err: float | None  # against the source's own forward pass; None: the source itself
 
 
 def max_rel_diff(got: np.ndarray, want: np.ndarray) -> float:
@@ -27,11 +45,11 @@ def max_rel_diff(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir: Path, threads: int,
-          repeats: int, warmup: int) -> list[dict]:
+          repeats: int, warmup: int) -> list[DeployRow]:
     """Rows (model, runtime, batch) for batch 1 and batch len(x)."""
     import onnxruntime as ort
 
-    from implementations.onnx_runtime import session_options
+    from implementations.onnx_support import session_options
 
     path, forward = EXPORTERS[source](w1, w2, model_dir)
     session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
@@ -43,9 +61,9 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
         runtimes = {"onnxruntime": lambda: session.run(None, {name: xb}), SOURCE_RUNTIME[source]: lambda: forward(xb)}
         for runtime, call in runtimes.items():
             stats = step_stats(time_calls(call, 1 + warmup + repeats), warmup)
-            rows.append({"model": path.name, "source": source, "runtime": runtime, "batch": batch,
-                         "dtype": str(x.dtype), "median_s": stats.median_s, "iqr_s": stats.iqr_s,
-                         "max_rel_err": err if runtime == "onnxruntime" else None})  # None: the source itself
+            rows.append(DeployRow(model=path.name, source=source, runtime=runtime, batch=batch, dtype=str(x.dtype),
+                                  median_s=stats.median_s, iqr_s=stats.iqr_s,
+                                  max_rel_err=err if runtime == "onnxruntime" else None))
     return rows
 
 
@@ -73,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(cfg.threads)
     args.model_dir.mkdir(parents=True, exist_ok=True)
     with threadpool_limits(limits=cfg.threads):
-        rows = bench(args.source, w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats, cfg.warmup)
-    args.json.write_text(json.dumps(rows))
+        rows = bench(args.source, w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats,
+                     cfg.warmup)
+    args.json.write_text(json.dumps([asdict(row) for row in rows]))
 
 
 if __name__ == "__main__":

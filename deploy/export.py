@@ -19,7 +19,8 @@ def numpy_forward(w1: np.ndarray, w2: np.ndarray):
 
 def export_predict_net(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
     """predict_net.onnx built with onnx.helper; its source is the NumPy forward pass."""
-    from implementations.onnx_runtime import predict_net, save_checked
+    from implementations.onnx_runtime import predict_net
+    from implementations.onnx_support import save_checked
 
     return save_checked(predict_net(w1, w2), model_dir / "predict_net.onnx"), numpy_forward(w1, w2)
 
@@ -65,7 +66,5 @@ def export_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
     return path, lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
+# Keyed by the registry's Exporter.source; what each needs installed is declared there.
 EXPORTERS = {"predict_net": export_predict_net, "torch": export_torch, "keras": export_keras}
-# What each source needs installed, besides onnx and onnxruntime, and the pip extra for it.
-NEEDS = {"predict_net": ((), "onnx"), "torch": (("torch", "onnxscript"), "torch,onnx"),
-         "keras": (("keras", "tensorflow", "tf2onnx"), "keras,onnx")}

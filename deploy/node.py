@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from common.launch import run_captured
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 INSTALL_HINT = "(cd deploy/node && ONNXRUNTIME_NODE_INSTALL=skip npm ci)"
@@ -29,8 +30,9 @@ def install() -> None:
     if shutil.which("npm") is None:
         raise RuntimeError("npm is not installed")
     env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, env=env, check=True,
-                   capture_output=True, text=True, timeout=600)
+    code, _, stderr = run_captured(["npm", "ci", "--no-audit", "--no-fund"], env, 600, cwd=NODE_DIR)
+    if code != 0:
+        raise RuntimeError(f"npm ci failed: {stderr.strip() or 'timed out'}")
 
 
 def serve(model: Path, x: np.ndarray, repeats: int = 0, threads: int = 1) -> tuple[np.ndarray, list[float]]:
@@ -38,10 +40,10 @@ def serve(model: Path, x: np.ndarray, repeats: int = 0, threads: int = 1) -> tup
     with tempfile.TemporaryDirectory() as tmp:
         request = Path(tmp) / "input.json"
         request.write_text(json.dumps({"shape": list(x.shape), "data": x.ravel().tolist()}))
-        proc = subprocess.run(["node", str(NODE_DIR / "serve.js"), str(model), str(request), "--repeat",
-                               str(repeats), "--threads", str(threads)], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip() or f"serve.js exited with {proc.returncode}")
-    reply = json.loads(proc.stdout)
+        code, stdout, stderr = run_captured(["node", str(NODE_DIR / "serve.js"), str(model), str(request),
+                                             "--repeat", str(repeats), "--threads", str(threads)], None, 600)
+    if code != 0:
+        raise RuntimeError(stderr.strip() or ("serve.js timed out" if code is None else f"serve.js exited with {code}"))
+    reply = json.loads(stdout)
     y = np.array(reply["data"], dtype=x.dtype).reshape(reply["dims"])
     return y, [t / 1e3 for t in reply["times_ms"]]

@@ -1,83 +1,145 @@
-"""compare.py --deploy: train once, export three ways, time each model in each runtime."""
+"""compare.py --deploy: train once, export each way the registry names, time each model in each runtime."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 from common.config import RunConfig
-from common.launch import child_env, config_flags, run_one
+from common.launch import child_env, config_flags, run_captured, run_one
 from common.problem import make_serving_batch
-from common.report import format_deploy_table, write_json_atomic
+from common.report import aligned, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
 from deploy import node
-from deploy.bench import DEPLOY_TOLERANCE, max_rel_diff
-from deploy.export import EXPORTERS, NEEDS, numpy_forward
+from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff
+from deploy.export import numpy_forward
+from implementations import REGISTRY
+
+DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match")
 
 
-def run_deploy(args, cfg: RunConfig, reference: list[float]) -> int:
-    """Train once with --deploy-from, export three ways, time each model in each runtime."""
+@dataclass
+class DeployReport:
+    """What --deploy found: the table's rows, and each exporter or runtime that was skipped or failed."""
 
-    impl, variant = args.deploy_from
+    trained: str  # the run whose weights were deployed
+    rows: list[DeployRow] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def mismatched(self) -> list[DeployRow]:
+        return [r for r in self.rows if r.max_rel_err is not None and r.max_rel_err > DEPLOY_TOLERANCE[r.dtype]]
+
+    @property
+    def exit_status(self) -> int:
+        return 0 if self.rows and not self.failed and not self.mismatched else 1
+
+
+def format_deploy_table(rows: list[DeployRow], markdown: bool = False) -> str:
+    """The inference table: one row per (model, runtime, batch)."""
+    body = [list(DEPLOY_COLUMNS)]
+    for r in rows:
+        err = r.max_rel_err
+        body.append([r.model, r.runtime, str(r.batch), r.dtype, f"{r.median_s * 1e6:.1f} ({r.iqr_s * 1e6:.1f})",
+                     f"{r.batch / r.median_s:,.0f}", "(source)" if err is None else f"{err:.1e}",
+                     "" if err is None else ("yes" if err <= DEPLOY_TOLERANCE[r.dtype] else "NO")])
+    if markdown:
+        return "\n".join(["| " + " | ".join(body[0]) + " |", "|" + "---|" * len(body[0])]
+                         + ["| " + " | ".join(row) + " |" for row in body[1:]])
+    return "\n".join(aligned(body))
+
+
+def reprint(path: Path, markdown: bool = False) -> int:
+    """compare.py --report-from DIR/deploy.json: the table and notes of an earlier --deploy."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        found = DeployReport(doc.get("trained", "?"), [DeployRow(**row) for row in doc["rows"]],
+                             doc.get("skipped", []), doc.get("failed", []))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"python compare.py: error: --report-from {path}: not a readable deploy.json ({exc})", file=sys.stderr)
+        return 2
+    print(format_deploy_table(found.rows, markdown))
+    _print_notes(found)
+    return found.exit_status
+
+
+def _print_notes(found: DeployReport) -> None:
+    notes = found.skipped + found.failed
+    if notes:
+        print("\nnotes:\n" + "\n".join(f"  {n}" for n in notes))
+
+
+def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float,
+               reference: list[float]) -> DeployReport:
+    """Train once with `source` (a registry entry and variant), export every way the registry
+    names, time each model in each runtime; print the table and return what was found."""
+    impl, variant = source
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.out / "models" if args.out else Path(tmp)
+        model_dir = out / "models" if out else Path(tmp)
         model_dir.mkdir(parents=True, exist_ok=True)
         weights = model_dir / "weights.npz"
-        print(f"training {impl.framework}/{variant} for the weights to deploy ...", file=sys.stderr, flush=True)
-        trained = apply_verdict(run_one(impl, variant, cfg, args.timeout, ("--save-weights", str(weights))), reference)
+        print(f"training {impl.name}/{variant} for the weights to deploy ...", file=sys.stderr, flush=True)
+        trained = apply_verdict(run_one(impl, variant, cfg, timeout_s, ("--save-weights", str(weights))), reference)
         if trained.status != "ok":
             print(f"deploy: training with {trained.name} did not give weights to deploy: {trained.status} "
                   f"({trained.error})")
-            return 1
-        rows, notes = [], []
-        for source in EXPORTERS:
-            packages, extra = NEEDS[source]
-            missing = [name for name in packages if find_spec(name) is None]
+            return DeployReport(trained.name, failed=[f"training: {trained.status}"])
+        found = DeployReport(trained.name)
+        for exporter in (e.exporter for e in REGISTRY.values() if e.exporter is not None):
+            missing = [name for name in exporter.requires if find_spec(name) is None]
             if missing:
-                notes.append(f"{source}: skipped, {', '.join(missing)} not installed: pip install -e '.[{extra}]'")
+                found.skipped.append(f"{exporter.source}: skipped, {', '.join(missing)} not installed: "
+                                     f"pip install -e '.[{exporter.extra}]'")
                 continue
-            print(f"exporting and timing {source} ...", file=sys.stderr, flush=True)
-            out = Path(tmp) / f"{source}.json"
-            cmd = [sys.executable, "-m", "deploy.bench", "--source", source, "--weights", str(weights),
-                   "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(out)]
-            proc = subprocess.run(cmd, env=child_env(cfg, {"KERAS_BACKEND": "tensorflow"}), capture_output=True,
-                                  text=True, timeout=args.timeout)
-            if proc.returncode != 0 or not out.exists():
-                notes.append(f"{source}: failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+            print(f"exporting and timing {exporter.source} ...", file=sys.stderr, flush=True)
+            rows_file = Path(tmp) / f"{exporter.source}.json"
+            cmd = [sys.executable, "-m", "deploy.bench", "--source", exporter.source, "--weights", str(weights),
+                   "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(rows_file)]
+            code, _, stderr = run_captured(cmd, child_env(cfg, {"KERAS_BACKEND": "tensorflow"}), timeout_s, stdout=False)
+            if code != 0 or not rows_file.exists():
+                why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
+                       else (stderr.strip().splitlines() or ["no output"])[-1])
+                found.failed.append(f"{exporter.source}: failed: {why}")
                 continue
-            rows += json.loads(out.read_text())
-
-        reason = node.unavailable_reason()
-        if reason:
-            notes.append(f"onnxruntime-node: skipped, {reason}")
-        elif (model_dir / "predict_net.onnx").exists():
-            import numpy as np
-
-            x = make_serving_batch(cfg)
-            w = np.load(weights)
-            forward = numpy_forward(w["w1"].astype(cfg.dtype), w["w2"].astype(cfg.dtype))
-            for batch in dict.fromkeys((1, cfg.batch)):
-                y, times = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
-                stats = step_stats(times, cfg.warmup)
-                rows.append({"model": "predict_net.onnx", "source": "predict_net", "runtime": "onnxruntime-node",
-                             "batch": batch, "dtype": cfg.dtype, "median_s": stats.median_s, "iqr_s": stats.iqr_s,
-                             "max_rel_err": max_rel_diff(y, forward(x[:batch]))})
+            found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
+        _serve_with_node(cfg, model_dir, weights, found)
 
     print(f"\ndeploying {trained.name}'s weights; N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, "
           f"{cfg.threads} threads; median of 200 calls after {cfg.warmup} warm-up; max rel err: max|out - source| "
           f"/ max|source| on a fresh input (bound {cfg.dtype} {DEPLOY_TOLERANCE[cfg.dtype]:g})\n")
-    if rows:
-        print(format_deploy_table(rows, DEPLOY_TOLERANCE))
-    if notes:
-        print("\nnotes:\n" + "\n".join(f"  {n}" for n in notes))
-    if args.out is not None:
-        write_json_atomic(args.out / "deploy.json", {"config": cfg.to_dict(), "rows": rows, "notes": notes})
-        print(f"wrote {args.out / 'deploy.json'} and the models in {args.out / 'models'}")
-    failed = any(n.split(": ", 1)[1].startswith("failed") for n in notes)
-    bad = [r for r in rows if r["max_rel_err"] is not None and r["max_rel_err"] > DEPLOY_TOLERANCE[r["dtype"]]]
-    return 0 if rows and not failed and not bad else 1
+    if found.rows:
+        print(format_deploy_table(found.rows))
+    _print_notes(found)
+    if out is not None:
+        write_json_atomic(out / "deploy.json", {"config": cfg.to_dict(), "trained": found.trained,
+                                                "rows": [asdict(r) for r in found.rows], "skipped": found.skipped,
+                                                "failed": found.failed, "notes": found.skipped + found.failed})
+        print(f"wrote {out / 'deploy.json'} and the models in {out / 'models'}")
+    return found
+
+
+def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport) -> None:
+    """predict_net.onnx served by onnxruntime-node, when Node and the package are here."""
+    reason = node.unavailable_reason()
+    if reason:
+        found.skipped.append(f"onnxruntime-node: skipped, {reason}")
+        return
+    if not (model_dir / "predict_net.onnx").exists():
+        return
+    import numpy as np
+
+    x = make_serving_batch(cfg)
+    w = np.load(weights)
+    forward = numpy_forward(w["w1"].astype(cfg.dtype), w["w2"].astype(cfg.dtype))
+    for batch in dict.fromkeys((1, cfg.batch)):
+        y, times = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
+        stats = step_stats(times, cfg.warmup)
+        found.rows.append(DeployRow(model="predict_net.onnx", source="predict_net", runtime="onnxruntime-node",
+                                    batch=batch, dtype=cfg.dtype, median_s=stats.median_s, iqr_s=stats.iqr_s,
+                                    max_rel_err=max_rel_diff(y, forward(x[:batch]))))

@@ -1,14 +1,24 @@
-"""The registry: every implementation compare.py knows, without importing any framework.
+"""The registry: the one place that declares an implementation, without importing any framework.
 
-Adding a framework = one module here (same shape as pytorch.py), one line below, its tests.
+Every other place reads it: the implementation modules (their variants), compare.py (what to
+run, which variant represents a framework in the sweep and in minibatch mode, how to launch
+data-parallel workers), deploy/ (which exporter a framework has) and the tests.
+
+Adding a framework = one module here (the same sections as pytorch.py), one entry below, its tests.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from dataclasses import dataclass
+
+# Keeps TensorFlow's start-up chatter off the table, wherever TF is loaded from (the TF and Keras
+# modules, tf.data under any Keras backend, the deploy exporters): it must precede TF's import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class Distributed(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class Distributed:
     """A framework's data-parallel engine: its module, variant name and how workers start."""
 
     module: str
@@ -16,16 +26,34 @@ class Distributed(NamedTuple):
     launcher: str  # "torchrun" or "tf_config" (common/launch.py)
 
 
-class Implementation(NamedTuple):
-    framework: str  # the name users type: --frameworks torch
-    module: str  # runnable as python -m <module>
-    variants: tuple[str, ...]  # must equal the module's VARIANTS (a test checks)
+@dataclass(frozen=True, kw_only=True)
+class Exporter:
+    """How compare.py --deploy turns this framework's trained weights into an .onnx file."""
+
+    source: str  # the key of deploy/export.py's EXPORTERS
+    runtime: str  # what runs the source's own forward pass in the deploy table
+    requires: tuple[str, ...]  # importable packages the exporter needs
+    extra: str  # pip extra that installs them
+
+
+@dataclass(frozen=True, kw_only=True)
+class Implementation:
+    name: str  # what users type: --frameworks torch
+    module: str  # runnable alone as python -m <module>; its build(cfg, problem, variant) -> Trainer
+    variants: tuple[str, ...]  # in table order; the first is the default everywhere
     requires: tuple[str, ...]  # importable packages it needs
     extra: str | None  # pip extra that installs them
+    versions: tuple[str, ...] = ()  # packages whose __version__ every result records
+    minibatch: tuple[str, ...] = ()  # variants that train on minibatches; the first: compare.py's default
+    sweep: str | None = None  # the idiomatic variant that represents it in --sweep (None: not swept)
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
-    # Variants that train on minibatches (--samples); the first is compare.py's default there.
-    minibatch: tuple[str, ...] = ()
     distributed: Distributed | None = None  # what compare.py --workers W runs
+    exporter: Exporter | None = None  # what compare.py --deploy exports
+
+    @property
+    def framework(self) -> str:
+        """The name a RunResult carries (the same as `name`)."""
+        return self.name
 
     def missing(self) -> list[str]:
         """Packages this implementation needs that are not importable here (found without importing)."""
@@ -33,28 +61,65 @@ class Implementation(NamedTuple):
 
         return [name for name in self.requires if find_spec(name) is None]
 
+    def version_info(self) -> dict[str, str]:
+        """The versions a result records; imports the packages, so call it where they are loaded."""
+        import importlib
 
-REGISTRY: dict[str, Implementation] = {
-    "numpy": Implementation("numpy", "common.reference", ("manual",), ("numpy",), None, minibatch=("manual",)),
-    "torch": Implementation("torch", "implementations.pytorch",
-                            ("tensors", "autograd", "module", "compile"), ("torch",), "torch",
-                            minibatch=("module", "tensors", "autograd", "compile"),
-                            distributed=Distributed("implementations.pytorch_ddp", "ddp", "torchrun")),
-    "tensorflow": Implementation("tensorflow", "implementations.tensorflow_graphs",
-                                 ("feed", "variables", "optimizer", "function", "xla"), ("tensorflow",),
-                                 "tensorflow", minibatch=("function", "xla"),
-                                 distributed=Distributed("implementations.tensorflow_multiworker", "multiworker",
-                                                         "tf_config")),
-    "onnx": Implementation("onnx", "implementations.onnx_runtime", ("step", "loop"), ("onnx", "onnxruntime"), "onnx",
-                           minibatch=("step",)),
-}
+        return {name: importlib.import_module(name).__version__ for name in self.versions}
+
+    def variants_of(self, module: str) -> tuple[str, ...]:
+        """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
+        if module == self.module:
+            return self.variants
+        if self.distributed is not None and module == self.distributed.module:
+            return (self.distributed.variant,)
+        raise KeyError(f"{module} is not a module of {self.name}")
+
+
+REGISTRY: dict[str, Implementation] = {}
+
+
+def register(impl: Implementation) -> Implementation:
+    REGISTRY[impl.name] = impl
+    return impl
+
+
+register(Implementation(
+    name="numpy", module="implementations.numpy", variants=("manual",), requires=("numpy",), extra=None,
+    versions=("numpy",), minibatch=("manual",), sweep="manual"))
+register(Implementation(
+    name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
+    requires=("torch",), extra="torch", versions=("torch",),
+    minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
+    distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun"),
+    exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
+                      extra="torch,onnx")))
+register(Implementation(
+    name="tensorflow", module="implementations.tensorflow_graphs",
+    variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
+    extra="tensorflow", versions=("tensorflow",),
+    # tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
+    minibatch=("function", "xla"), sweep="variables",
+    distributed=Distributed(module="implementations.tensorflow_multiworker", variant="multiworker",
+                            launcher="tf_config")))
+register(Implementation(
+    name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
+    requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"),
+    minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
+    exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx")))
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.
 for _backend in ("tensorflow", "torch", "jax"):
-    REGISTRY[f"keras-{_backend}"] = Implementation(
-        f"keras-{_backend}", "implementations.keras_api", ("fit", "train_on_batch"), ("keras", _backend),
-        "keras" if _backend == "tensorflow" else f"keras,{_backend}", (("KERAS_BACKEND", _backend),),
-        minibatch=("fit",))
+    register(Implementation(
+        name=f"keras-{_backend}", module="implementations.keras_api", variants=("fit", "train_on_batch"),
+        requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
+        versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",),
+        # the sweep's six idiomatic loops (README) leave keras-torch out
+        sweep=None if _backend == "torch" else "fit",
+        exporter=Exporter(source="keras", runtime="keras-tensorflow",
+                          requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx")
+        if _backend == "tensorflow" else None))
 
 ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}
+

@@ -13,11 +13,13 @@ loaded back from those files by ONNX Runtime.
 
 Variants: step (one ONNX Runtime call per SGD step, weights kept in bound OrtValues, ping-pong
 buffers so an input and an output never share memory) and loop (one call for all steps).
-Run alone: python -m implementations.onnx_runtime --variant step --model-dir models/
+Run alone: python -m implementations.onnx_runtime --variant step --artifacts models/ (the nets, and
+predict_net.onnx with the trained weights)
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,27 +28,16 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from common import data, runner
+from common import data
 from common.config import RunConfig
 from common.problem import Problem
 from common.timing import StepClock, Trainer
-
-FRAMEWORK = "onnx"
-VARIANTS = ("step", "loop")
-MINIBATCH_VARIANTS = ("step",)  # loop_net's one call holds one batch for every step
-OPSET = 17  # every op used here exists unchanged since opset 13; 17 is what ORT 1.x fully covers
-ELEM_TYPE = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+from implementations import onnx_support
+from implementations.onnx_support import empty_on_device, model_of, on_device, save_checked, value
 
 
-def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fourways")
-    model.ir_version = 8  # readable by every ONNX Runtime released since 2021
-    return model
 
-
-def _value(name: str, dtype: str, shape) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, ELEM_TYPE[dtype], shape)
-
+# --- the network and loss: graphs built with onnx.helper --------------------------------------
 
 def init_net(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:
     """No inputs; outputs the initial weights, which it carries as initializers."""
@@ -54,10 +45,10 @@ def init_net(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes=[helper.make_node("Identity", ["w1_init"], ["w1"]), helper.make_node("Identity", ["w2_init"], ["w2"])],
         name="init_net", inputs=[],
-        outputs=[_value("w1", dtype, w1.shape), _value("w2", dtype, w2.shape)],
+        outputs=[value("w1", dtype, w1.shape), value("w2", dtype, w2.shape)],
         initializer=[numpy_helper.from_array(w1, "w1_init"), numpy_helper.from_array(w2, "w2_init")],
     )
-    return _model(graph)
+    return model_of(graph)
 
 
 def sgd_step_nodes(x: str, y: str, w1: str, w2: str, loss: str, w1_new: str, w2_new: str, p: str = ""):
@@ -99,8 +90,8 @@ def _constants(dtype: str, lr: float, p: str = ""):
 
 def _io(problem: Problem, batch: int):
     dtype = str(problem.x.dtype)
-    return dtype, [_value("x", dtype, [batch, problem.x.shape[1]]), _value("y", dtype, [batch, problem.y.shape[1]]),
-                   _value("w1", dtype, problem.w1.shape), _value("w2", dtype, problem.w2.shape)]
+    return dtype, [value("x", dtype, [batch, problem.x.shape[1]]), value("y", dtype, [batch, problem.y.shape[1]]),
+                   value("w1", dtype, problem.w1.shape), value("w2", dtype, problem.w2.shape)]
 
 
 def train_net(problem: Problem, lr: float, batch: int | None = None) -> onnx.ModelProto:
@@ -109,11 +100,11 @@ def train_net(problem: Problem, lr: float, batch: int | None = None) -> onnx.Mod
     graph = helper.make_graph(
         nodes=sgd_step_nodes("x", "y", "w1", "w2", "loss", "w1_new", "w2_new"),
         name="train_net", inputs=inputs,
-        outputs=[_value("loss", dtype, []), _value("w1_new", dtype, problem.w1.shape),
-                 _value("w2_new", dtype, problem.w2.shape)],
+        outputs=[value("loss", dtype, []), value("w1_new", dtype, problem.w1.shape),
+                 value("w2_new", dtype, problem.w2.shape)],
         initializer=_constants(dtype, lr),
     )
-    return _model(graph)
+    return model_of(graph)
 
 
 def loop_net(problem: Problem, lr: float) -> onnx.ModelProto:
@@ -125,10 +116,10 @@ def loop_net(problem: Problem, lr: float) -> onnx.ModelProto:
         name="sgd_step",
         inputs=[helper.make_tensor_value_info("iteration", TensorProto.INT64, []),
                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                _value("w1_in", dtype, problem.w1.shape), _value("w2_in", dtype, problem.w2.shape)],
+                value("w1_in", dtype, problem.w1.shape), value("w2_in", dtype, problem.w2.shape)],
         outputs=[helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-                 _value("w1_out", dtype, problem.w1.shape), _value("w2_out", dtype, problem.w2.shape),
-                 _value("loss", dtype, [])],  # a scan output: stacked into losses[steps]
+                 value("w1_out", dtype, problem.w1.shape), value("w2_out", dtype, problem.w2.shape),
+                 value("loss", dtype, [])],  # a scan output: stacked into losses[steps]
         initializer=_constants(dtype, lr, p="body_"),
     )
     graph = helper.make_graph(
@@ -136,27 +127,11 @@ def loop_net(problem: Problem, lr: float) -> onnx.ModelProto:
                                 body=body)],
         name="loop_net",
         inputs=inputs + [helper.make_tensor_value_info("steps", TensorProto.INT64, [])],
-        outputs=[_value("w1_final", dtype, problem.w1.shape), _value("w2_final", dtype, problem.w2.shape),
-                 _value("losses", dtype, ["steps"])],
+        outputs=[value("w1_final", dtype, problem.w1.shape), value("w2_final", dtype, problem.w2.shape),
+                 value("losses", dtype, ["steps"])],
         initializer=[numpy_helper.from_array(np.array(True), "keep_going")],
     )
-    return _model(graph)
-
-
-def gather_net(problem: Problem, batch: int) -> onnx.ModelProto:
-    """(x_all, y_all, rows) -> (x, y): one minibatch gathered from the dataset where it lives."""
-    dtype = str(problem.x.dtype)
-    rows_total, d_in = problem.x.shape
-    d_out = problem.y.shape[1]
-    graph = helper.make_graph(
-        nodes=[helper.make_node("Gather", ["x_all", "rows"], ["x"], axis=0),
-               helper.make_node("Gather", ["y_all", "rows"], ["y"], axis=0)],
-        name="gather_net",
-        inputs=[_value("x_all", dtype, [rows_total, d_in]), _value("y_all", dtype, [rows_total, d_out]),
-                helper.make_tensor_value_info("rows", TensorProto.INT64, [batch])],
-        outputs=[_value("x", dtype, [batch, d_in]), _value("y", dtype, [batch, d_out])],
-    )
-    return _model(graph)
+    return model_of(graph)
 
 
 def predict_net(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:
@@ -166,99 +141,31 @@ def predict_net(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:
         nodes=[helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["h_relu"]),
                helper.make_node("MatMul", ["h_relu", "w2"], ["y_pred"])],
         name="predict_net",
-        inputs=[_value("x", dtype, ["N", w1.shape[0]])],
-        outputs=[_value("y_pred", dtype, ["N", w2.shape[1]])],
+        inputs=[value("x", dtype, ["N", w1.shape[0]])],
+        outputs=[value("y_pred", dtype, ["N", w2.shape[1]])],
         initializer=[numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
     )
-    return _model(graph)
+    return model_of(graph)
 
 
-def save_checked(model: onnx.ModelProto, path: Path) -> Path:
-    """Write `model` and check the file itself, with shape inference (full_check)."""
-    onnx.save(model, path)
-    onnx.checker.check_model(str(path), full_check=True)
-    return path
+# --- the step of each variant -----------------------------------------------------------------
 
-
-def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = threads
-    return options
-
-
-def providers(device: str) -> list[str]:
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise NotImplementedError("the installed onnxruntime has no CUDAExecutionProvider")
-    return ["CUDAExecutionProvider"]
-
-
-def load_session(path: Path, cfg: RunConfig) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), session_options(cfg.threads), providers=providers(cfg.device))
-
-
-def _ort_device(cfg: RunConfig) -> str:
-    return "cuda" if cfg.device == "gpu" else "cpu"
-
-
-def _on_device(cfg: RunConfig, array: np.ndarray) -> ort.OrtValue:
-    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), _ort_device(cfg), 0)
-
-
-def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
-    """Minibatches in the shared order, written into two device buffers the step reads.
-
-    resident: gather_net picks each batch out of the dataset already on the device;
-    otherwise NumPy batches (common.data: threads for prefetch, a memory map for disk) are
-    copied into the buffers with update_inplace, the host-to-device copy on a GPU.
-    """
-    x_batch, y_batch = (ort.OrtValue.ortvalue_from_shape_and_type([cfg.batch, a.shape[1]], a.dtype,
-                                                                  _ort_device(cfg), 0) for a in (problem.x, problem.y))
-    if cfg.feed != "resident":
-        def host_batches():
-            for x, y in data.feed_batches(cfg, problem):
-                x_batch.update_inplace(x)
-                y_batch.update_inplace(y)
-                yield x_batch, y_batch
-
-        return host_batches
-    session = load_session(save_checked(gather_net(problem, cfg.batch), model_dir / "gather_net.onnx"), cfg)
-    binding = session.io_binding()
-    dataset = {"x_all": _on_device(cfg, problem.x), "y_all": _on_device(cfg, problem.y)}  # kept alive here
-    for name, value in dataset.items():
-        binding.bind_ortvalue_input(name, value)
-    binding.bind_ortvalue_output("x", x_batch)
-    binding.bind_ortvalue_output("y", y_batch)
-    order_on_device = [_on_device(cfg, rows) for rows in data.batch_order(cfg)]
-
-    def resident_batches():
-        for rows in order_on_device:
-            binding.bind_ortvalue_input("rows", rows)
-            session.run_with_iobinding(binding)
-            yield x_batch, y_batch
-
-    return resident_batches
-
-
-def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2,
-               feed=None) -> Trainer:
-    on_device = lambda a: _on_device(cfg, a)  # noqa: E731
+def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
     # In minibatch mode each step binds the feed's batch; these are bound only until then.
-    x, y = (on_device(problem.x[:cfg.batch]), on_device(problem.y[:cfg.batch]))
+    x, y = on_device(cfg, problem.x[:cfg.batch]), on_device(cfg, problem.y[:cfg.batch])
     # Two buffers per weight: each step reads one and writes the other (ORT must not write an
     # output into a buffer it is still reading as an input).
-    weights = [(on_device(w1), on_device(w2)), (on_device(np.empty_like(w1)), on_device(np.empty_like(w2)))]
+    weights = [(on_device(cfg, w1), on_device(cfg, w2)),
+               (empty_on_device(cfg, w1.shape, w1.dtype), empty_on_device(cfg, w2.shape, w2.dtype))]
     loss = ort.OrtValue.ortvalue_from_shape_and_type([], problem.x.dtype, "cpu", 0)  # read on the host
 
     bindings = []
     for (w1_in, w2_in), (w1_out, w2_out) in (weights, weights[::-1]):
         binding = session.io_binding()
-        for name, value in (("x", x), ("y", y), ("w1", w1_in), ("w2", w2_in)):
-            binding.bind_ortvalue_input(name, value)
-        for name, value in (("loss", loss), ("w1_new", w1_out), ("w2_new", w2_out)):
-            binding.bind_ortvalue_output(name, value)
+        for name, bound in (("x", x), ("y", y), ("w1", w1_in), ("w2", w2_in)):
+            binding.bind_ortvalue_input(name, bound)
+        for name, bound in (("loss", loss), ("w1_new", w1_out), ("w2_new", w2_out)):
+            binding.bind_ortvalue_output(name, bound)
         bindings.append(binding)
     state = {"step": 0}
 
@@ -275,7 +182,7 @@ def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
         w1_now, w2_now = weights[state["step"] % 2]
         return w1_now.numpy(), w2_now.numpy()
 
-    return Trainer(step, weights=current_weights, feed=feed)
+    return Trainer(step, weights=current_weights)
 
 
 def build_loop(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
@@ -293,12 +200,70 @@ def build_loop(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
         final["weights"] = (w1_final, w2_final)
         clock.laps_evenly(losses)  # one call did every step: each gets total / steps
 
-    return Trainer(run=run, weights=lambda: final["weights"])
+    return Trainer(run=run, weights=lambda: final["weights"],
+                   note="loop: one call ran every step; step time = total / steps")
 
+
+BUILDERS = {"step": build_step, "loop": build_loop}
+
+
+# --- the feed (minibatch mode) ----------------------------------------------------------------
+
+def gather_net(problem: Problem, batch: int) -> onnx.ModelProto:
+    """(x_all, y_all, rows) -> (x, y): one minibatch gathered from the dataset where it lives."""
+    dtype = str(problem.x.dtype)
+    rows_total, d_in = problem.x.shape
+    d_out = problem.y.shape[1]
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Gather", ["x_all", "rows"], ["x"], axis=0),
+               helper.make_node("Gather", ["y_all", "rows"], ["y"], axis=0)],
+        name="gather_net",
+        inputs=[value("x_all", dtype, [rows_total, d_in]), value("y_all", dtype, [rows_total, d_out]),
+                helper.make_tensor_value_info("rows", TensorProto.INT64, [batch])],
+        outputs=[value("x", dtype, [batch, d_in]), value("y", dtype, [batch, d_out])],
+    )
+    return model_of(graph)
+
+
+def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
+    """Minibatches in the shared order, written into two device buffers the step reads.
+
+    resident: gather_net picks each batch out of the dataset already on the device;
+    otherwise NumPy batches (common.data: threads for prefetch, a memory map for disk) are
+    copied into the buffers with update_inplace, the host-to-device copy on a GPU.
+    """
+    x_batch, y_batch = (empty_on_device(cfg, [cfg.batch, a.shape[1]], a.dtype) for a in (problem.x, problem.y))
+    if cfg.feed != "resident":
+        def host_batches():
+            for x, y in data.feed_batches(cfg, problem):
+                x_batch.update_inplace(x)
+                y_batch.update_inplace(y)
+                yield x_batch, y_batch
+
+        return host_batches
+    gather_path = save_checked(gather_net(problem, cfg.batch), model_dir / "gather_net.onnx")
+    session = onnx_support.load_session(gather_path, cfg)
+    binding = session.io_binding()
+    dataset = {"x_all": on_device(cfg, problem.x), "y_all": on_device(cfg, problem.y)}  # kept alive here
+    for name, bound in dataset.items():
+        binding.bind_ortvalue_input(name, bound)
+    binding.bind_ortvalue_output("x", x_batch)
+    binding.bind_ortvalue_output("y", y_batch)
+    order_on_device = [on_device(cfg, rows) for rows in data.batch_order(cfg)]
+
+    def resident_batches():
+        for rows in order_on_device:
+            binding.bind_ortvalue_input("rows", rows)
+            session.run_with_iobinding(binding)
+            yield x_batch, y_batch
+
+    return resident_batches
+
+
+# --- build ------------------------------------------------------------------------------------
 
 def write_models(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path) -> tuple[Path, Path]:
     """init_net.onnx and the variant's training graph, checked, in model_dir."""
-    model_dir.mkdir(parents=True, exist_ok=True)
     init_path = save_checked(init_net(problem.w1, problem.w2), model_dir / "init_net.onnx")
     if variant == "step":
         net_path = save_checked(train_net(problem, cfg.lr, cfg.batch), model_dir / "train_net.onnx")
@@ -307,36 +272,27 @@ def write_models(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path
     return init_path, net_path
 
 
-def build(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path) -> Trainer:
-    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    providers(cfg.device)  # refuse before writing anything when there is no such device
+def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    onnx_support.providers(cfg.device)  # refuse before writing anything when there is no such device
+    model_dir = Path(tempfile.mkdtemp(prefix="fourways-onnx-"))  # the nets are files, as Caffe2's were
     init_path, net_path = write_models(cfg, problem, variant, model_dir)
     # As with Caffe2: run init_net once to get the parameters, then the training net from file.
-    w1, w2 = load_session(init_path, cfg).run(["w1", "w2"], {})
-    session = load_session(net_path, cfg)
-    if variant == "loop":
-        return build_loop(cfg, problem, session, w1, w2)
-    feed = make_feed(cfg, problem, model_dir) if cfg.minibatch else None
-    return build_step(cfg, problem, session, w1, w2, feed)
+    w1, w2 = onnx_support.load_session(init_path, cfg).run(["w1", "w2"], {})
+    session = onnx_support.load_session(net_path, cfg)
+    trainer = BUILDERS[variant](cfg, problem, session, w1, w2)
+    if cfg.minibatch:
+        trainer = trainer._replace(feed=make_feed(cfg, problem, model_dir))
 
+    def save(folder: Path) -> None:
+        """The nets that ran, and predict_net.onnx with the trained weights (the deploy model)."""
+        for path in model_dir.glob("*.onnx"):
+            shutil.copy(path, folder / path.name)
+        save_checked(predict_net(*trainer.weights()), folder / "predict_net.onnx")
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "step", model_dir: Path | None = None,
-          save_weights: Path | None = None):
-    note = "loop: one call ran every step; step time = total / steps" if variant == "loop" else None
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(model_dir) if model_dir else Path(tmp)
-        result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant, directory),
-                                     versions={"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-                                     note=note, save_weights=save_weights)
-        if model_dir and save_weights is not None:
-            w = np.load(save_weights)
-            save_checked(predict_net(w["w1"], w["w2"]), directory / "predict_net.onnx")
-    return result
+    return trainer._replace(save=save, close=lambda: shutil.rmtree(model_dir, ignore_errors=True))
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train, options={
-        "--model-dir": dict(type=Path, metavar="DIR",
-                            help="keep init_net.onnx and train_net.onnx / loop_net.onnx here (and, with "
-                                 "--save-weights, predict_net.onnx with the trained weights)"),
-    })
+    from implementations.standalone import main
+
+    main("onnx", build)

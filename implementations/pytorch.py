@@ -12,57 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from common import data, runner
+from common import data
 from common.config import RunConfig
 from common.problem import Problem
-from common.timing import Trainer, no_sync
-
-FRAMEWORK = "torch"
-VARIANTS = ("tensors", "autograd", "module", "compile")
-MINIBATCH_VARIANTS = ("module", "tensors", "autograd", "compile")  # first: compare.py's default
+from common.timing import Trainer
+from implementations import torch_support
 
 
-def build_tensors(x, y, w1, w2, lr):
-    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
-        # Forward pass: compute predicted y
-        h = x.mm(w1)
-        h_relu = h.clamp(min=0)
-        y_pred = h_relu.mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-
-        # Backward pass by hand, exactly as the NumPy reference does it
-        grad_y_pred = 2.0 * (y_pred - y)
-        grad_w2 = h_relu.t().mm(grad_y_pred)
-        grad_h = grad_y_pred.mm(w2.t())
-        grad_h[h < 0] = 0
-        grad_w1 = x.t().mm(grad_h)
-
-        w1.sub_(lr * grad_w1)
-        w2.sub_(lr * grad_w2)
-        return loss.item()
-
-    return step, (w1, w2)
-
-
-def build_autograd(x, y, w1, w2, lr):
-    w1.requires_grad_(True)
-    w2.requires_grad_(True)
-
-    def step(x=x, y=y):
-        # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-        loss.backward()
-
-        with torch.no_grad():  # the update itself must not become part of the next graph
-            w1.sub_(lr * w1.grad)
-            w2.sub_(lr * w2.grad)
-            w1.grad = None  # cheaper than zeroing: the next backward allocates fresh
-            w2.grad = None
-        return loss.item()
-
-    return step, (w1, w2)
-
+# --- the network and loss ---------------------------------------------------------------------
 
 def make_sequential(w1, w2):
     """nn.Sequential holding the Problem's weights (Linear stores W as (out, in), hence .t())."""
@@ -80,36 +37,67 @@ def make_sequential(w1, w2):
     return model
 
 
-def _weights_of(model):
+def weights_of(model):
     """The Sequential's weights as the lecture's (D_in, H) and (H, D_out) views."""
     return model[0].weight.t(), model[2].weight.t()
 
 
-def build_module(x, y, w1, w2, lr):
-    model = make_sequential(w1, w2)
-    loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+# --- the step of each variant -----------------------------------------------------------------
 
-    def step(x=x, y=y):
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+def build_tensors(cfg: RunConfig, x, y, w1, w2) -> Trainer:
+    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
+        # Forward pass: compute predicted y
+        h = x.mm(w1)
+        h_relu = h.clamp(min=0)
+        y_pred = h_relu.mm(w2)
+        loss = (y_pred - y).pow(2).sum()
+
+        # Backward pass by hand, exactly as the NumPy reference does it
+        grad_y_pred = 2.0 * (y_pred - y)
+        grad_w2 = h_relu.t().mm(grad_y_pred)
+        grad_h = grad_y_pred.mm(w2.t())
+        grad_h[h < 0] = 0
+        grad_w1 = x.t().mm(grad_h)
+
+        w1.sub_(cfg.lr * grad_w1)
+        w2.sub_(cfg.lr * grad_w2)
         return loss.item()
 
-    return step, _weights_of(model)
+    return Trainer(step, weights=lambda: torch_support.to_numpy((w1, w2)))
 
 
-def build_compile(x, y, w1, w2, lr):
+def build_autograd(cfg: RunConfig, x, y, w1, w2) -> Trainer:
+    w1.requires_grad_(True)
+    w2.requires_grad_(True)
+
+    def step(x=x, y=y):
+        # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
+        y_pred = x.mm(w1).clamp(min=0).mm(w2)
+        loss = (y_pred - y).pow(2).sum()
+        loss.backward()
+
+        with torch.no_grad():  # the update itself must not become part of the next graph
+            w1.sub_(cfg.lr * w1.grad)
+            w2.sub_(cfg.lr * w2.grad)
+            w1.grad = None  # cheaper than zeroing: the next backward allocates fresh
+            w2.grad = None
+        return loss.item()
+
+    return Trainer(step, weights=lambda: torch_support.to_numpy((w1, w2)))
+
+
+def build_module(cfg: RunConfig, x, y, w1, w2, compiled: bool = False) -> Trainer:
     model = make_sequential(w1, w2)
-    loss_fn = torch.nn.MSELoss(reduction="sum")
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
-    # Dynamo traces forward + loss into one graph; AOTAutograd derives and compiles its
-    # backward too. Compilation happens on the first call, which the harness counts as setup.
-    @torch.compile
     def forward_loss(x, y):
         return loss_fn(model(x), y)
+
+    if compiled:
+        # Dynamo traces forward + loss into one graph; AOTAutograd derives and compiles its
+        # backward too. Compilation happens on the first call, which the harness counts as setup.
+        forward_loss = torch.compile(forward_loss)
 
     def step(x=x, y=y):
         loss = forward_loss(x, y)
@@ -118,22 +106,17 @@ def build_compile(x, y, w1, w2, lr):
         optimizer.step()
         return loss.item()
 
-    return step, _weights_of(model)
+    return Trainer(step, weights=lambda: torch_support.to_numpy(weights_of(model)))
+
+
+def build_compile(cfg: RunConfig, x, y, w1, w2) -> Trainer:
+    return build_module(cfg, x, y, w1, w2, compiled=True)
 
 
 BUILDERS = {"tensors": build_tensors, "autograd": build_autograd, "module": build_module, "compile": build_compile}
 
 
-def _device(cfg: RunConfig) -> torch.device:
-    if cfg.device == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise NotImplementedError("no CUDA device")
-    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    return torch.device("cuda")
-
+# --- the feed (minibatch mode) ----------------------------------------------------------------
 
 class Rows(torch.utils.data.Dataset):
     """The dataset indexed by a whole batch of rows at once: one gather per batch, not N
@@ -175,27 +158,21 @@ def make_feed(cfg: RunConfig, problem: Problem, device: torch.device):
     return loaded_batches
 
 
+# --- build ------------------------------------------------------------------------------------
+
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    torch.set_num_threads(cfg.threads)
-    device = _device(cfg)
+    torch_support.set_threads(cfg.threads)
+    device = torch_support.device(cfg)
     # torch.tensor copies: training in place must never write into the shared Problem.
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
-    if cfg.minibatch:
-        x = y = None  # every step gets its batch from the feed
-        feed = make_feed(cfg, problem, device)
-    else:
-        x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
-        feed = None
-    step, weights = BUILDERS[variant](x, y, w1, w2, cfg.lr)
-    return Trainer(step, torch.cuda.synchronize if device.type == "cuda" else no_sync,
-                   weights=lambda: tuple(w.detach().cpu().numpy().copy() for w in weights), feed=feed)
-
-
-def train(cfg: RunConfig, problem: Problem, variant: str = "autograd", save_weights=None):
-    return runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
-                               versions={"torch": torch.__version__}, save_weights=save_weights)
+    if cfg.minibatch:  # every step gets its batch from the feed
+        trainer = BUILDERS[variant](cfg, None, None, w1, w2)
+        return trainer._replace(sync=torch_support.sync(device), feed=make_feed(cfg, problem, device))
+    x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
+    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(sync=torch_support.sync(device))
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train)
+    from implementations.standalone import main
+
+    main("torch", build)

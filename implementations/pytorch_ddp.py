@@ -20,18 +20,18 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from common import data, runner
+from common import data
 from common.config import RunConfig
 from common.launch import free_ports
 from common.problem import Problem
-from common.timing import Trainer, no_sync
-from implementations.pytorch import make_sequential
+from common.timing import Trainer
+from implementations import torch_support
+from implementations.pytorch import make_sequential, weights_of
 
-FRAMEWORK = "torch"
-VARIANTS = ("ddp",)
-MINIBATCH_VARIANTS = ()
 COMM_REPEATS = 20
 
+
+# --- the network and loss: pytorch.py's nn.Sequential, wrapped by DDP --------------------------
 
 def sum_gradients(state, bucket):
     """DDP comm hook: all-reduce SUM of the bucket's gradients (the default hook averages)."""
@@ -39,41 +39,9 @@ def sum_gradients(state, bucket):
     return future.then(lambda fut: fut.value()[0])
 
 
-def _device(cfg: RunConfig) -> torch.device:
-    if cfg.device == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise NotImplementedError("no CUDA device")
-    local_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if local_workers > torch.cuda.device_count():  # nccl refuses two ranks on one GPU
-        raise NotImplementedError(f"{local_workers} workers on this machine need as many GPUs; "
-                                  f"it has {torch.cuda.device_count()}")
-    torch.backends.cuda.matmul.allow_tf32 = False  # the reference's math, not TF32's
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    torch.cuda.set_device(device)  # nccl's collectives run on the current device
-    return device
+# --- the step of each variant -----------------------------------------------------------------
 
-
-def join_process_group(cfg: RunConfig) -> None:
-    """torchrun's environment names the group; a lone process forms a group of one on loopback."""
-    if "RANK" not in os.environ:
-        if cfg.workers != 1:
-            raise RuntimeError(f"--workers {cfg.workers} needs a launcher: torchrun --nproc-per-node "
-                               f"{cfg.workers} -m implementations.pytorch_ddp --workers {cfg.workers}")
-        port = free_ports(1)[0]
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(backend="nccl" if cfg.device == "gpu" else "gloo")
-    if dist.get_world_size() != cfg.workers:
-        raise RuntimeError(f"launched with {dist.get_world_size()} processes but --workers {cfg.workers}")
-
-
-def build(cfg: RunConfig, problem: Problem, variant: str = "ddp") -> Trainer:
-    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    torch.set_num_threads(cfg.worker_threads)
-    device = _device(cfg)
-    mine = data.worker_rows(cfg, dist.get_rank())
-    x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
-    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+def build_ddp(cfg: RunConfig, x, y, w1, w2) -> Trainer:
     model = DistributedDataParallel(make_sequential(w1, w2))
     model.register_comm_hook(None, sum_gradients)
     loss_fn = torch.nn.MSELoss(reduction="sum")
@@ -88,14 +56,41 @@ def build(cfg: RunConfig, problem: Problem, variant: str = "ddp") -> Trainer:
         dist.all_reduce(loss)  # the batch's loss: the sum over every worker's rows
         return loss.item()
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else no_sync
-    return Trainer(step, sync, weights=lambda: tuple(p.detach().t().cpu().numpy().copy()
-                                                     for p in model.module.parameters()))
+    return Trainer(step, weights=lambda: torch_support.to_numpy(weights_of(model.module)))
 
 
-def time_collectives(cfg: RunConfig, problem: Problem) -> float:
+BUILDERS = {"ddp": build_ddp}
+
+
+# --- the process group: one per run, its collectives timed alone ------------------------------
+
+def join_process_group(cfg: RunConfig) -> None:
+    """torchrun's environment names the group; a lone process forms a group of one on loopback."""
+    if "RANK" not in os.environ:
+        if cfg.workers != 1:
+            raise RuntimeError(f"--workers {cfg.workers} needs a launcher: torchrun --nproc-per-node "
+                               f"{cfg.workers} -m implementations.pytorch_ddp --workers {cfg.workers}")
+        port = free_ports(1)[0]
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(backend="nccl" if cfg.device == "gpu" else "gloo")
+    if dist.get_world_size() != cfg.workers:
+        raise RuntimeError(f"launched with {dist.get_world_size()} processes but --workers {cfg.workers}")
+
+
+def local_device(cfg: RunConfig) -> torch.device:
+    """This worker's device: its own GPU (nccl allows one rank per GPU), or the CPU."""
+    local_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if cfg.device == "gpu" and torch.cuda.is_available() and local_workers > torch.cuda.device_count():
+        raise NotImplementedError(f"{local_workers} workers on this machine need as many GPUs; "
+                                  f"it has {torch.cuda.device_count()}")
+    device = torch_support.device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # nccl's collectives run on the current device
+    return device
+
+
+def time_collectives(cfg: RunConfig, problem: Problem, device: torch.device) -> float:
     """Median time of one step's collectives alone: a gradient-sized all-reduce and the loss's."""
-    device = _device(cfg)
     grads = torch.zeros(problem.w1.size + problem.w2.size, dtype=getattr(torch, cfg.dtype), device=device)
     loss = torch.zeros((), dtype=grads.dtype, device=device)
     times = []
@@ -109,17 +104,23 @@ def time_collectives(cfg: RunConfig, problem: Problem) -> float:
     return statistics.median(times)
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "ddp", save_weights=None):
+# --- build ------------------------------------------------------------------------------------
+
+def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    torch_support.set_threads(cfg.worker_threads)
+    device = local_device(cfg)
     join_process_group(cfg)
-    try:
-        result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, variant),
-                                     versions={"torch": torch.__version__}, save_weights=save_weights,
-                                     note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)")
-        result.comm_s = time_collectives(cfg, problem)
-        return result if dist.get_rank() == 0 else None
-    finally:
-        dist.destroy_process_group()
+    mine = data.worker_rows(cfg, dist.get_rank())
+    x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
+    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+    trainer = BUILDERS[variant](cfg, x, y, w1, w2)
+    return trainer._replace(sync=torch_support.sync(device), reports=dist.get_rank() == 0,
+                            collectives=lambda: time_collectives(cfg, problem, device),
+                            note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)",
+                            close=dist.destroy_process_group)
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train)
+    from implementations.standalone import main
+
+    main("torch", build)

@@ -9,32 +9,24 @@
 - xla:       the same with jit_compile=True: XLA compiles the traced graph into fused kernels.
 
 As in the lecture, the TF1 variants feed x and y through placeholders on every step.
-Run alone: python -m implementations.tensorflow_graphs --variant feed --dump-graph feed.pbtxt
+Run alone: python -m implementations.tensorflow_graphs --variant feed --artifacts graphs/
+(graphs/graph.pbtxt is then the graph that ran, as GraphDef text)
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the table
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer
+from implementations import tf_data, tf_support
+from implementations.tf_support import tf, v1
 
-import tensorflow as tf  # noqa: E402
 
-from common import data, runner  # noqa: E402
-from implementations import tf_data  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
-from common.timing import Trainer, no_sync  # noqa: E402
-
-v1 = tf.compat.v1
-
-FRAMEWORK = "tensorflow"
-VARIANTS = ("feed", "variables", "optimizer", "function", "xla")
-# tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
-MINIBATCH_VARIANTS = ("function", "xla")
-
+# --- the network and loss ---------------------------------------------------------------------
 
 def forward_loss(x, y, w1, w2):
     """The lecture's graph: the same ops in every variant."""
@@ -43,7 +35,9 @@ def forward_loss(x, y, w1, w2):
     return tf.reduce_sum(tf.square(y_pred - y))
 
 
-# --- TF1: tf.Graph + Session ------------------------------------------------------------------
+# --- the step of each variant -----------------------------------------------------------------
+
+# TF1: a tf.Graph built once, then run by a Session on every step
 
 def _data(problem):
     """x and y as placeholders: as in the lecture, the data is fed on every Session.run."""
@@ -95,24 +89,20 @@ def graph_optimizer(problem, lr):
 GRAPH_BUILDERS = {"feed": graph_feed, "variables": graph_variables, "optimizer": graph_optimizer}
 
 
-def session_config(threads: int) -> v1.ConfigProto:
-    """Thread pools sized through the Session's ConfigProto, as TF1 expects."""
-    return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-
-
-def build_graph(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
-    """The variant's graph and an open Session with its variables initialised."""
-    graph = tf.Graph()
+def open_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
+    """The variant's graph and a Session on it with its variables initialised."""
+    graph = tf.Graph()  # placeholders and tf.gradients need a graph of their own, not eager mode
     with graph.as_default(), tf.device(device):
         parts = GRAPH_BUILDERS[variant](problem, cfg.lr)
         init = v1.global_variables_initializer()
     parts.graph = graph
-    parts.session = v1.Session(graph=graph, config=session_config(cfg.threads))
+    parts.session = v1.Session(graph=graph, config=tf_support.session_config(cfg.threads))
     parts.session.run(init, feed_dict=parts.init_feed)
     return parts
 
 
-def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
+def build_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
+    parts = open_session(cfg, problem, variant, device)
     run = parts.session.run
     if variant == "feed":
         values = {parts.x: problem.x, parts.y: problem.y, parts.w1: problem.w1, parts.w2: problem.w2}
@@ -123,21 +113,23 @@ def session_step(parts: SimpleNamespace, problem: Problem, variant: str):
                                                            feed_dict=values)
             return loss
 
-        return step, lambda: (values[parts.w1], values[parts.w2])
+        weights = lambda: (values[parts.w1], values[parts.w2])  # noqa: E731
+    else:
+        values = {parts.x: problem.x, parts.y: problem.y}
 
-    values = {parts.x: problem.x, parts.y: problem.y}
+        def step():
+            loss, _ = run([parts.loss, parts.updates], feed_dict=values)
+            return loss
 
-    def step():
-        loss, _ = run([parts.loss, parts.updates], feed_dict=values)
-        return loss
-
-    return step, lambda: tuple(run([parts.w1, parts.w2]))
+        weights = lambda: tuple(run([parts.w1, parts.w2]))  # noqa: E731
+    return Trainer(step, weights=weights, save=lambda folder: write_graph(parts.graph.as_graph_def(), folder),
+                   close=parts.session.close)
 
 
-# --- TF2: tf.function over Variables ----------------------------------------------------------
+# TF2: eager Variables, the step traced once by tf.function into a graph
 
-def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
-    set_eager_threads(cfg.threads)
+def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
+    tf_support.set_threads(cfg.threads)
     with tf.device(device):
         if cfg.minibatch:  # each step gets its batch from the feed; these only name the shapes
             x = tf.TensorSpec((cfg.batch, cfg.d_in), problem.x.dtype)
@@ -157,9 +149,21 @@ def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) 
         w2.assign_sub(lr * grad_w2)
         return loss
 
-    return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, train_step=train_step,
-                           step=lambda x=x, y=y: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()))
+    traced = lambda: train_step.get_concrete_function(x, y).graph.as_graph_def()  # noqa: E731
+    return Trainer(lambda x=x, y=y: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()),
+                   save=lambda folder: write_graph(traced(), folder))
 
+
+def write_graph(graph_def, folder: Path) -> None:
+    """The GraphDef that ran, as text: what the lecture means by "the graph"."""
+    (folder / "graph.pbtxt").write_text(str(graph_def))
+
+
+BUILDERS = {"feed": build_session, "variables": build_session, "optimizer": build_session,
+            "function": build_function, "xla": build_function}
+
+
+# --- the feed (minibatch mode) ----------------------------------------------------------------
 
 def make_feed(cfg: RunConfig, problem: Problem, device: str):
     """Minibatches in the shared order: gathered on the device (resident) or by a tf.data pipeline."""
@@ -191,75 +195,15 @@ def make_feed(cfg: RunConfig, problem: Problem, device: str):
     return pipeline_batches
 
 
-def set_eager_threads(threads: int) -> None:
-    """TF2 thread pools can be sized only before the first op runs in this process."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # already initialised (several runs in one process, as in the tests): check below
-    actual = tf.config.threading.get_intra_op_parallelism_threads()
-    if actual not in (threads, 0):
-        raise NotImplementedError(f"TensorFlow already runs with {actual} threads in this process, not {threads}")
-
-
-# --- shared -----------------------------------------------------------------------------------
-
-def _device(cfg: RunConfig) -> str:
-    if cfg.device == "cpu":
-        return "/CPU:0"
-    if not tf.config.list_physical_devices("GPU"):
-        raise NotImplementedError("no GPU visible to TensorFlow")
-    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    return "/GPU:0"
-
-
-def build_parts(cfg: RunConfig, problem: Problem, variant: str) -> SimpleNamespace:
-    """Build the variant; the result's .trainer steps it, the rest exposes the graph for tests."""
-    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    device = _device(cfg)
-    sync = tf.test.experimental.sync_devices if device.startswith("/GPU") else no_sync
-    if variant in GRAPH_BUILDERS:
-        parts = build_graph(cfg, problem, variant, device)
-        step, weights = session_step(parts, problem, variant)
-        parts.trainer = Trainer(step, sync, weights=weights)
-    else:
-        parts = build_function(cfg, problem, variant, device)
-        feed = make_feed(cfg, problem, device) if cfg.minibatch else None
-        parts.trainer = Trainer(parts.step, sync, weights=parts.weights, feed=feed)
-    return parts
-
+# --- build ------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    return build_parts(cfg, problem, variant).trainer
-
-
-def graph_def(parts: SimpleNamespace):
-    """The GraphDef that ran: the Session's graph, or the graph tf.function traced."""
-    if hasattr(parts, "graph"):
-        return parts.graph.as_graph_def()
-    return parts.train_step.get_concrete_function(parts.x, parts.y).graph.as_graph_def()
-
-
-def train(cfg: RunConfig, problem: Problem, variant: str = "variables", dump_graph: Path | None = None,
-          save_weights: Path | None = None):
-    built = {}
-
-    def build_and_keep():
-        built["parts"] = build_parts(cfg, problem, variant)
-        return built["parts"].trainer
-
-    result = runner.run_training(cfg, FRAMEWORK, variant, build_and_keep, versions={"tensorflow": tf.__version__},
-                                 save_weights=save_weights)
-    if dump_graph is not None:
-        Path(dump_graph).write_text(str(graph_def(built["parts"])))
-    if "session" in built["parts"].__dict__:
-        built["parts"].session.close()
-    return result
+    device = tf_support.device(cfg)
+    trainer = BUILDERS[variant](cfg, problem, variant, device)._replace(sync=tf_support.sync(device))
+    return trainer._replace(feed=make_feed(cfg, problem, device)) if cfg.minibatch else trainer
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train, options={
-        "--dump-graph": dict(type=Path, metavar="PATH", help="write the graph that ran, as GraphDef text"),
-    })
+    from implementations.standalone import main
+
+    main("tensorflow", build)

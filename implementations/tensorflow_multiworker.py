@@ -17,53 +17,24 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer
+from implementations import tf_support
+from implementations.tensorflow_graphs import forward_loss
+from implementations.tf_support import tf
 
-import tensorflow as tf  # noqa: E402
-
-from common import data, runner  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
-from common.timing import Trainer, no_sync  # noqa: E402
-from implementations.tensorflow_graphs import forward_loss, set_eager_threads  # noqa: E402  (the same network)
-
-FRAMEWORK = "tensorflow"
-VARIANTS = ("multiworker",)
-MINIBATCH_VARIANTS = ()
 COMM_REPEATS = 20
 SUM = tf.distribute.ReduceOp.SUM
 
 
-def make_strategy(cfg: RunConfig) -> tf.distribute.MultiWorkerMirroredStrategy:
-    """The strategy of the cluster in TF_CONFIG (none: this process alone); threads set first,
-    since TF fixes its pools when the strategy starts its server."""
-    set_eager_threads(cfg.worker_threads)
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [None])
-    if len(cluster) != cfg.workers:
-        raise RuntimeError(f"TF_CONFIG names {len(cluster)} worker(s) but --workers is {cfg.workers}")
-    if cfg.device == "gpu":
-        if not tf.config.list_physical_devices("GPU"):
-            raise NotImplementedError("no GPU visible to TensorFlow")
-        local = sum(address.startswith(("127.0.0.1:", "localhost:")) for address in cluster if address)
-        if local > len(tf.config.list_physical_devices("GPU")):  # NCCL: one worker per GPU
-            raise NotImplementedError(f"{local} workers on this machine need as many GPUs; it has "
-                                      f"{len(tf.config.list_physical_devices('GPU'))}")
-        tf.config.experimental.enable_tensor_float_32_execution(False)
-        implementation = tf.distribute.experimental.CommunicationImplementation.NCCL
-    else:
-        implementation = tf.distribute.experimental.CommunicationImplementation.RING
-    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+# --- the network and loss: tensorflow_graphs.py's forward_loss, on this worker's rows ----------
 
+# --- the step of each variant -----------------------------------------------------------------
 
-def build(cfg: RunConfig, problem: Problem, strategy, variant: str = "multiworker") -> Trainer:
-    runner.refuse_minibatch(cfg, variant, MINIBATCH_VARIANTS)
-    mine = data.worker_rows(cfg, strategy.cluster_resolver.task_id or 0)
-    x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
-    # Plain variables, one copy per worker, created outside strategy.scope(): every worker
-    # applies the same summed gradient, so no variable syncing is needed (or paid for).
-    w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
-    lr = tf.constant(cfg.lr, dtype=problem.x.dtype)
+def build_multiworker(cfg: RunConfig, x, y, w1, w2, strategy) -> Trainer:
+    lr = tf.constant(cfg.lr, dtype=x.dtype)
 
     def replica_step():
         with tf.GradientTape() as tape:
@@ -79,12 +50,33 @@ def build(cfg: RunConfig, problem: Problem, strategy, variant: str = "multiworke
     def train_step():
         return strategy.run(replica_step)
 
-    sync = tf.test.experimental.sync_devices if cfg.device == "gpu" else no_sync
-    return Trainer(lambda: strategy.experimental_local_results(train_step())[0].numpy(), sync,
+    return Trainer(lambda: strategy.experimental_local_results(train_step())[0].numpy(),
                    weights=lambda: (w1.numpy(), w2.numpy()))
 
 
-def time_collectives(cfg: RunConfig, problem: Problem, strategy) -> float:
+BUILDERS = {"multiworker": build_multiworker}
+
+
+# --- the strategy: one per run, its collective timed alone -------------------------------------
+
+def make_strategy(cfg: RunConfig, device: str) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy of the cluster in TF_CONFIG (none: this process alone)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [None])
+    if len(cluster) != cfg.workers:
+        raise RuntimeError(f"TF_CONFIG names {len(cluster)} worker(s) but --workers is {cfg.workers}")
+    if device.startswith("/GPU"):
+        local = sum(address.startswith(("127.0.0.1:", "localhost:")) for address in cluster if address)
+        if local > len(tf.config.list_physical_devices("GPU")):  # NCCL: one worker per GPU
+            raise NotImplementedError(f"{local} workers on this machine need as many GPUs; it has "
+                                      f"{len(tf.config.list_physical_devices('GPU'))}")
+        implementation = tf.distribute.experimental.CommunicationImplementation.NCCL
+    else:
+        implementation = tf.distribute.experimental.CommunicationImplementation.RING
+    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def time_collectives(problem: Problem, strategy) -> float:
     """Median time of one step's collective alone: the same batched all-reduce on zeros."""
     grads = [tf.zeros((), problem.x.dtype), tf.zeros(problem.w1.shape, problem.x.dtype),
              tf.zeros(problem.w2.shape, problem.x.dtype)]
@@ -102,15 +94,26 @@ def time_collectives(cfg: RunConfig, problem: Problem, strategy) -> float:
     return statistics.median(times)
 
 
-def train(cfg: RunConfig, problem: Problem, variant: str = "multiworker", save_weights=None):
-    strategy = make_strategy(cfg)
-    result = runner.run_training(cfg, FRAMEWORK, variant, lambda: build(cfg, problem, strategy, variant),
-                                 versions={"tensorflow": tf.__version__}, save_weights=save_weights,
-                                 note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "
-                                      f"{cfg.worker_threads} thread(s)")
-    result.comm_s = time_collectives(cfg, problem, strategy)
-    return result if (strategy.cluster_resolver.task_id or 0) == 0 else None
+# --- build ------------------------------------------------------------------------------------
+
+def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
+    tf_support.set_threads(cfg.worker_threads)  # first: TF fixes its pools when the strategy starts its server
+    device = tf_support.device(cfg)
+    strategy = make_strategy(cfg, device)
+    rank = strategy.cluster_resolver.task_id or 0
+    mine = data.worker_rows(cfg, rank)
+    x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
+    # Plain variables, one copy per worker, created outside strategy.scope(): every worker
+    # applies the same summed gradient, so no variable syncing is needed (or paid for).
+    w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
+    trainer = BUILDERS[variant](cfg, x, y, w1, w2, strategy)
+    return trainer._replace(sync=tf_support.sync(device), reports=rank == 0,
+                            collectives=lambda: time_collectives(problem, strategy),
+                            note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "
+                                 f"{cfg.worker_threads} thread(s)")
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train)
+    from implementations.standalone import main
+
+    main("tensorflow", build)

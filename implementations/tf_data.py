@@ -7,15 +7,10 @@ rows are gathered from the host copy of x, y (copy, prefetch) or from the memory
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # noqa: E402
-
-from common import data  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from implementations.tf_support import tf
 
 
 def pipeline(cfg: RunConfig, problem: Problem) -> tf.data.Dataset:

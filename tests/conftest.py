@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def small_config(**overrides) -> RunConfig:
     """A few steps of a small net: fast, yet every matmul has a non-trivial shape."""
-    values = dict(batch=8, d_in=20, hidden=6, d_out=3, steps=30, lr=1e-3, threads=1, warmup=2)
+    values = dict(batch=8, d_in=20, hidden=6, d_out=3, steps=30, lr=1e-3, warmup=2)  # threads: all, as TF needs
     values.update(overrides)
     return RunConfig(**values).validate()
 
@@ -23,6 +23,22 @@ def small_config(**overrides) -> RunConfig:
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python <args>` from the project root and capture text output."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def train(name: str, cfg: RunConfig, variant: str | None = None, problem=None, **outputs):
+    """One run of the registry's `name` in this process, as its module's command line runs it."""
+    import importlib
+
+    from common.runner import run_guarded
+    from implementations import REGISTRY
+
+    impl = REGISTRY[name]
+    missing = impl.missing()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
+    module = importlib.import_module(impl.module)
+    build = module.build if problem is None else (lambda cfg, _, variant: module.build(cfg, problem, variant))
+    return run_guarded(cfg, impl, variant or impl.variants[0], build, **outputs)
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import time
 
-from common import runner
+from common.timing import Trainer
+from implementations import Implementation, register
 
-FRAMEWORK = "faulty"
-VARIANTS = ("crash", "segfault", "killed", "hang", "nan")
+FAULTY = register(Implementation(name="faulty", module="tests.faulty",
+                                 variants=("crash", "segfault", "killed", "hang", "nan"), requires=(), extra=None))
 
 
-def train(cfg, problem, variant="crash", save_weights=None):
+def build(cfg, problem, variant):
     if variant == "crash":
         raise RuntimeError("deliberate crash inside the framework")
     if variant == "segfault":
@@ -30,11 +31,11 @@ def train(cfg, problem, variant="crash", save_weights=None):
         with open(os.environ["FAULTY_PID_FILE"], "w") as f:
             f.write(str(helper.pid))
         time.sleep(3600)
-    from common.timing import Trainer
-
     values = iter([1.0, 0.5, float("nan")] + [0.1] * cfg.steps)
-    return runner.run_training(cfg, FRAMEWORK, variant, lambda: Trainer(lambda: next(values)), versions={})
+    return Trainer(lambda: next(values))
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train)
+    from implementations.standalone import main
+
+    main(FAULTY, build)

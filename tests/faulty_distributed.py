@@ -11,10 +11,10 @@ import os
 import sys
 import time
 
-from common import runner
+from implementations import Implementation, register
 
-FRAMEWORK = "faulty-dp"
-VARIANTS = ("die", "hang")
+FAULTY_DP = register(Implementation(
+    name="faulty-dp", module="tests.faulty_distributed", variants=("die", "hang"), requires=(), extra=None))
 
 
 def rank() -> int:
@@ -23,7 +23,7 @@ def rank() -> int:
     return json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0)
 
 
-def train(cfg, problem, variant="die", save_weights=None):
+def build(cfg, problem, variant):
     with open(os.path.join(os.environ["FAULTY_PID_DIR"], f"{os.getpid()}.pid"), "w") as f:
         f.write(str(os.getpid()))
     if variant == "die" and rank() == 1:
@@ -34,4 +34,6 @@ def train(cfg, problem, variant="die", save_weights=None):
 
 
 if __name__ == "__main__":
-    runner.main(FRAMEWORK, VARIANTS, train)
+    from implementations.standalone import main
+
+    main(FAULTY_DP, build)

@@ -4,10 +4,9 @@ import json
 
 import pytest
 
-from common.reference import VARIANTS as NUMPY_VARIANTS
 from implementations import REGISTRY
 
-ENTRY_POINTS = [("compare.py",), ("-m", "common.reference")]
+ENTRY_POINTS = [("compare.py",), ("-m", "implementations.numpy")]
 
 BAD_INPUTS = [
     (("--batch", "0"), "--batch must be an integer >= 1, got 0"),
@@ -55,7 +54,7 @@ def test_out_that_cannot_be_written_is_refused_before_anything_runs(cli, tmp_pat
 
 
 def test_unknown_variant_of_one_implementation(cli):
-    proc = cli("-m", "common.reference", "--variant", "autograd")
+    proc = cli("-m", "implementations.numpy", "--variant", "autograd")
     assert_one_line_error(proc, "argument --variant: invalid choice: 'autograd'")
 
 
@@ -72,9 +71,9 @@ def test_help_documents_every_shared_flag(cli):
 
 def test_implementation_runs_alone_and_writes_its_result(cli, tmp_path):
     out = tmp_path / "numpy.json"
-    proc = cli("-m", "common.reference", "--steps", "20", "--dtype", "float64", "--json", str(out))
+    proc = cli("-m", "implementations.numpy", "--steps", "20", "--dtype", "float64", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
-    assert data["framework"] == "numpy" and data["variant"] == NUMPY_VARIANTS[0]
+    assert data["framework"] == "numpy" and data["variant"] == REGISTRY["numpy"].variants[0]
     assert data["status"] == "ok" and data["max_rel_err"] == 0.0 and len(data["losses"]) == 20
     assert "numpy/manual/cpu/float64: ok" in proc.stdout

@@ -75,22 +75,31 @@ def test_diverging_run_is_reported_not_matched(cli, tmp_path):
 
 
 def test_missing_framework_is_a_skipped_row_naming_the_extra():
-    ghost = Implementation("ghost", "implementations.ghost", ("x",), ("no_such_package_xyz",), "ghost")
+    ghost = Implementation(name="ghost", module="implementations.ghost", variants=("x",),
+                           requires=("no_such_package_xyz",), extra="ghost")
     assert ghost.missing() == ["no_such_package_xyz"]
     result = run_one(ghost, "x", small_config(), timeout_s=10)
     assert result.status == "skipped"
     assert result.error == "no_such_package_xyz not installed: pip install -e '.[ghost]'"
 
 
-@pytest.mark.parametrize("impl", REGISTRY.values(), ids=lambda i: i.framework)
-def test_registry_lists_exactly_each_module_variants(impl):
-    # In a subprocess with the entry's environment: a Keras module's name depends on its backend.
+@pytest.mark.parametrize("impl", REGISTRY.values(), ids=lambda i: i.name)
+def test_each_module_builds_exactly_the_registry_variants_in_order(impl):
+    # In a subprocess with the entry's environment: a Keras module's backend is fixed at import.
     if impl.missing():
-        pytest.skip(f"{impl.framework} not installed")
-    code = (f"import json, {impl.module} as m; "
-            "print(json.dumps([m.FRAMEWORK, list(m.VARIANTS), sorted(m.MINIBATCH_VARIANTS)]))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **dict(impl.env)},
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [impl.framework, list(impl.variants),
-                                                                sorted(impl.minibatch)]
+        pytest.skip(f"{impl.name} not installed")
+    modules = [(impl.module, impl.variants)]
+    if impl.distributed:
+        modules.append((impl.distributed.module, (impl.distributed.variant,)))
+    for module, variants in modules:
+        code = (f"import json, inspect, {module} as m; print(json.dumps([list(m.BUILDERS), "
+                "list(inspect.signature(m.build).parameters), [n for n in ('FRAMEWORK', 'VARIANTS', "
+                "'MINIBATCH_VARIANTS', 'train') if hasattr(m, n)]]))")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **dict(impl.env)},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        builders, signature, restated = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert builders == list(variants), module  # the registry's order, the default first
+        assert signature == ["cfg", "problem", "variant"], module
+        assert restated == [], f"{module} restates what the registry declares: {restated}"
+    assert set(impl.minibatch) <= set(impl.variants) and (impl.sweep is None or impl.sweep in impl.variants)

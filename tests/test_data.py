@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from common.config import FEEDS, ConfigError, RunConfig
 from common.equivalence import TOLERANCE, judge
 from common.problem import make_problem
 from common.reference import reference_losses
-from common.runner import apply_verdict, run_guarded
-from tests.conftest import small_config
+from common.runner import apply_verdict
+from tests.conftest import small_config, train
 
 
 def minibatch_config(**overrides) -> RunConfig:
@@ -94,24 +93,14 @@ def test_bad_minibatch_settings_are_refused_with_their_name(bad, message):
 
 # --- every framework and feed against the reference, float64, 3 shuffled epochs --------------
 
-IN_PROCESS = [("common.reference", "manual"), ("implementations.pytorch", "module"),
-              ("implementations.tensorflow_graphs", "function"), ("implementations.onnx_runtime", "step")]
-PACKAGES = {"implementations.pytorch": "torch", "implementations.tensorflow_graphs": "tensorflow",
-            "implementations.onnx_runtime": "onnxruntime"}
-
-
-def _module(name: str):
-    if name in PACKAGES:
-        pytest.importorskip(PACKAGES[name], reason=f"{PACKAGES[name]} not installed")
-    return importlib.import_module(name)
+IN_PROCESS = [("numpy", "manual"), ("torch", "module"), ("tensorflow", "function"), ("onnx", "step")]
 
 
 @pytest.mark.parametrize("feed", FEEDS)
-@pytest.mark.parametrize("module, variant", IN_PROCESS)
-def test_every_framework_and_feed_matches_the_reference_over_shuffled_epochs(module, variant, feed, references):
+@pytest.mark.parametrize("name, variant", IN_PROCESS)
+def test_every_framework_and_feed_matches_the_reference_over_shuffled_epochs(name, variant, feed, references):
     cfg = minibatch_config(feed=feed)
-    impl = _module(module)
-    result = apply_verdict(run_guarded(cfg, impl.FRAMEWORK, variant, impl.train), references(cfg))
+    result = apply_verdict(train(name, cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert result.max_rel_err <= TOLERANCE["float64"]
     assert result.feed == feed and result.name.endswith(f"{variant}+{feed}/cpu/float64")
@@ -119,25 +108,23 @@ def test_every_framework_and_feed_matches_the_reference_over_shuffled_epochs(mod
     assert all(0 <= d <= t for d, t in zip(result.data_times_s, result.step_times_s))
 
 
-@pytest.mark.parametrize("module, variant", [("implementations.pytorch", v) for v in ("tensors", "autograd", "compile")]
-                         + [("implementations.tensorflow_graphs", "xla")])
-def test_the_other_minibatch_variants_match_too(module, variant, references):
+@pytest.mark.parametrize("name, variant", [("torch", v) for v in ("tensors", "autograd", "compile")]
+                         + [("tensorflow", "xla")])
+def test_the_other_minibatch_variants_match_too(name, variant, references):
     cfg = minibatch_config(feed="copy")
-    impl = _module(module)
-    result = apply_verdict(run_guarded(cfg, impl.FRAMEWORK, variant, impl.train), references(cfg))
+    result = apply_verdict(train(name, cfg, variant), references(cfg))
     assert result.status == "ok", result.error
 
 
-@pytest.mark.parametrize("module, variant", IN_PROCESS[1:])
-def test_implementations_follow_the_shared_order_not_their_own(module, variant):
+@pytest.mark.parametrize("name, variant", IN_PROCESS[1:])
+def test_implementations_follow_the_shared_order_not_their_own(name, variant):
     """Same data, another order: the framework's losses match the shared order's reference
     and fail against the other order's, while the same seed reproduces them bit for bit."""
     cfg = minibatch_config(feed="prefetch")
-    impl = _module(module)
     problem = make_problem(cfg)
-    first = run_guarded(cfg, impl.FRAMEWORK, variant, impl.train).losses
-    again = run_guarded(cfg, impl.FRAMEWORK, variant, impl.train).losses
-    other_seed = run_guarded(dataclasses.replace(cfg, seed=1), impl.FRAMEWORK, variant, impl.train).losses
+    first = train(name, cfg, variant).losses
+    again = train(name, cfg, variant).losses
+    other_seed = train(name, dataclasses.replace(cfg, seed=1), variant).losses
     other_order = data.batch_order(dataclasses.replace(cfg, seed=1))
     assert first == again
     assert first != other_seed
@@ -146,8 +133,7 @@ def test_implementations_follow_the_shared_order_not_their_own(module, variant):
 
 
 def test_lecture_only_variants_are_skipped_in_minibatch_mode_with_the_reason():
-    impl = _module("implementations.onnx_runtime")
-    result = run_guarded(minibatch_config(), impl.FRAMEWORK, "loop", impl.train)
+    result = train("onnx", minibatch_config(), "loop")
     assert result.status == "skipped" and "minibatch mode (--samples) is built for step" in result.error
 
 

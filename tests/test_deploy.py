@@ -14,8 +14,11 @@ from common.config import RunConfig
 from common.problem import make_serving_batch
 from deploy import node
 from deploy.bench import DEPLOY_TOLERANCE, bench, max_rel_diff
-from deploy.export import NEEDS, export_predict_net
+from deploy.export import export_predict_net
+from implementations import REGISTRY
 from tests.conftest import ROOT
+
+EXPORTERS = {impl.exporter.source: impl.exporter for impl in REGISTRY.values() if impl.exporter}
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install -e '.[onnx]'")
 onnx = pytest.importorskip("onnx")
@@ -23,17 +26,17 @@ onnx = pytest.importorskip("onnx")
 
 def trained_weights(dtype="float32", steps=50):
     from common.problem import make_problem
-    from common.reference import build
+    from common.reference import sgd_step
 
     cfg = RunConfig(dtype=dtype, steps=steps)
-    trainer = build(cfg, make_problem(cfg))
+    x, y, w1, w2 = (a.copy() for a in make_problem(cfg))
     for _ in range(steps):
-        trainer.step()
-    return cfg, trainer.weights()
+        sgd_step(x, y, w1, w2, np.dtype(dtype).type(cfg.lr))
+    return cfg, (w1, w2)
 
 
 def installed(source):
-    return all(find_spec(name) is not None for name in NEEDS[source][0])
+    return all(find_spec(name) is not None for name in EXPORTERS[source].requires)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -43,12 +46,12 @@ def test_exported_model_agrees_with_its_source_in_both_batch_sizes(tmp_path, sou
         pytest.skip(f"{source} exporter not installed")
     cfg, (w1, w2) = trained_weights(dtype)
     rows = bench(source, w1, w2, make_serving_batch(cfg), tmp_path, threads=1, repeats=3, warmup=1)
-    onnx_rows = [r for r in rows if r["runtime"] == "onnxruntime"]
-    assert [r["batch"] for r in onnx_rows] == [1, cfg.batch]
+    onnx_rows = [r for r in rows if r.runtime == "onnxruntime"]
+    assert [r.batch for r in onnx_rows] == [1, cfg.batch]
     for row in onnx_rows:
-        assert row["max_rel_err"] <= DEPLOY_TOLERANCE[dtype], row
-        assert row["median_s"] > 0
-    model = onnx.load(str(tmp_path / onnx_rows[0]["model"]))
+        assert row.max_rel_err <= DEPLOY_TOLERANCE[dtype], row
+        assert row.median_s > 0
+    model = onnx.load(str(tmp_path / onnx_rows[0].model))
     onnx.checker.check_model(model, full_check=True)
 
 

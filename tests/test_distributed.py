@@ -60,8 +60,9 @@ def test_a_worker_that_dies_or_hangs_is_a_failed_row_and_leaves_no_process(tmp_p
     if launcher == "torchrun":
         _engine("torch")
     monkeypatch.setenv("FAULTY_PID_DIR", str(tmp_path))
-    impl = Implementation("faulty-dp", "tests.faulty_distributed", (variant,), (), None,
-                          distributed=Distributed("tests.faulty_distributed", variant, launcher))
+    impl = Implementation(name="faulty-dp", module="tests.faulty_distributed", variants=(variant,), requires=(),
+                          extra=None, distributed=Distributed(module="tests.faulty_distributed", variant=variant,
+                                                              launcher=launcher))
     result = run_one(impl, variant, small_config(workers=2), timeout_s=20)
     assert result.status == "failed" and expected in result.error, result.error
     if variant == "die":
@@ -108,5 +109,5 @@ def test_compare_refuses_bad_worker_counts_in_one_line(cli, args, message):
 @pytest.mark.parametrize("framework", ENGINES)
 def test_registry_names_each_engine_module_and_its_variant(framework):
     impl = _engine(framework)
-    module = __import__(impl.distributed.module, fromlist=["VARIANTS"])
-    assert module.FRAMEWORK == impl.framework and module.VARIANTS == (impl.distributed.variant,)
+    module = __import__(impl.distributed.module, fromlist=["BUILDERS"])
+    assert list(module.BUILDERS) == [impl.distributed.variant] and callable(module.build)

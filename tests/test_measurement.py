@@ -7,7 +7,8 @@ import math
 import pytest
 
 from common.config import RunConfig
-from common.report import CSV_FIELDS, figures
+from common.figures import Figures, figures
+from common.report import CSV_FIELDS
 from common.result import RunResult, merge_rounds
 from common.roofline import achieved_gflops, floor_s, measure_peak_gflops
 from common.sweep import LADDER, crossovers, gpu_wins, ladder_configs, overall_crossover
@@ -33,10 +34,10 @@ def test_roofline_math():
     result = RunResult("x", "y", "cpu", "float32", config=cfg.to_dict(), losses=[1.0] * 13,
                        step_times_s=[1.0] + [0.5e-3] * 12)
     (row,) = figures([result], peak_gflops=100.0)
-    assert row["median_s"] == 0.5e-3
-    assert row["x_floor"] == pytest.approx(0.5e-3 / floor_s(cfg, 100.0))
-    assert row["pct_peak"] == pytest.approx(100 * row["gflops"] / 100.0)
-    assert row["x_fastest"] == 1.0
+    assert row.median_s == 0.5e-3
+    assert row.x_floor == pytest.approx(0.5e-3 / floor_s(cfg, 100.0))
+    assert row.pct_peak == pytest.approx(100 * row.gflops / 100.0)
+    assert row.x_fastest == 1.0
 
 
 def test_peak_measurement_is_a_rate():
@@ -72,34 +73,40 @@ def test_ladder_goes_from_the_lecture_to_compute_bound_sizes():
     assert configs[0].lr == RunConfig().lr and all(c.steps == 30 for c in configs)
 
 
-def point(framework, flops, median, x_floor, device="cpu"):
-    return {"framework": framework, "variant": "v", "device": device, "flops_per_step": flops, "median_s": median,
-            "x_floor": x_floor, "batch": flops, "d_in": 1, "hidden": 1, "d_out": 1}
+def figures_row(framework="t", device="cpu", **numbers) -> Figures:
+    return Figures(framework=framework, variant="v", label="v", name=f"{framework}/v/{device}/float32", device=device,
+                   dtype="float32", status="ok", **numbers)
+
+
+def point(framework, size, median, x_floor, device="cpu"):
+    """A sweep point of the given size (its batch; FLOPs grow with it)."""
+    cfg = RunConfig(batch=size, d_in=1, hidden=1, d_out=1)
+    return figures_row(framework, device, config=cfg, median_s=median, x_floor=x_floor)
 
 
 def test_crossover_is_the_first_size_within_twice_the_floor():
     points = [point("a", 1, 1.0, 5.0), point("a", 10, 1.0, 1.9), point("a", 100, 1.0, 1.2),
               point("b", 1, 1.0, 1.5), point("b", 10, 1.0, 3.0), point("b", 100, 1.0, 1.1)]
     found = crossovers(points)
-    assert found["a/v/cpu"]["flops_per_step"] == 10 and found["b/v/cpu"]["flops_per_step"] == 1
-    assert overall_crossover(points)["flops_per_step"] == 100  # b is over 2x at size 10
+    assert found["a/v/cpu"].batch == 10 and found["b/v/cpu"].batch == 1
+    assert overall_crossover(points).batch == 100  # b is over 2x at size 10
 
 
 def test_gpu_wins_from_the_first_size_where_it_is_faster():
     points = [point("t", 1, 1.0, 1, "cpu"), point("t", 1, 2.0, 1, "gpu"),
               point("t", 10, 4.0, 1, "cpu"), point("t", 10, 1.0, 1, "gpu")]
     (win, speedup), = gpu_wins(points).values()
-    assert win["flops_per_step"] == 10 and speedup == 4.0
+    assert win.batch == 10 and speedup == 4.0
 
 
 def test_gpu_line_without_a_gpu_says_so_in_one_line():
-    rows = [{"framework": "t", "variant": "v", "label": "v", "device": "cpu", "median_s": 1.0}]
+    rows = [figures_row(median_s=1.0)]
     assert gpu_line(rows, ["cpu", "gpu"]).startswith("CPU vs GPU: no GPU run here")
     assert gpu_line(rows, ["cpu"]) is None
 
 
 def test_timer_line_warns_above_one_percent():
-    rows = [{"median_s": 1e-4}]
+    rows = [figures_row(median_s=1e-4)]
     assert "WARNING" not in timer_line(rows, {"timer_overhead_s": 0.5e-6})
     assert "WARNING" in timer_line(rows, {"timer_overhead_s": 2e-6})
 

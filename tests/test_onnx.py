@@ -14,26 +14,38 @@ from common.timing import StepClock
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install -e '.[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install -e '.[onnx]'")
+from implementations import REGISTRY, onnx_support  # noqa: E402
 from implementations import onnx_runtime as O  # noqa: E402
+from tests.conftest import small_config, train  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("variant", O.VARIANTS)
-def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype, references):
-    cfg = RunConfig(dtype=dtype)
-    result = apply_verdict(O.train(cfg, make_problem(cfg), variant), references(cfg))
+@pytest.mark.parametrize("variant", REGISTRY["onnx"].variants)
+def test_variant_matches_reference_on_every_step(variant, dtype, references):
+    cfg = small_config(dtype=dtype)
+    result = apply_verdict(train("onnx", cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == len(result.step_times_s) == cfg.steps
     assert result.max_rel_err <= TOLERANCE[dtype]
     assert result.versions == {"onnx": onnx.__version__, "onnxruntime": ort.__version__}
 
 
-@pytest.mark.parametrize("variant,files", [("step", {"init_net.onnx", "train_net.onnx"}),
-                                           ("loop", {"init_net.onnx", "loop_net.onnx"})])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_default_variant_matches_over_the_lectures_whole_run(dtype, references):
+    # The lecture's sizes and 500 steps: the float32 bound must hold to the end of training.
+    cfg = RunConfig(dtype=dtype)
+    result = apply_verdict(train("onnx", cfg), references(cfg))
+    assert result.status == "ok", result.error
+    assert result.variant == REGISTRY["onnx"].variants[0] and len(result.losses) == cfg.steps
+    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
+
+
+@pytest.mark.parametrize("variant,files", [("step", {"init_net.onnx", "train_net.onnx", "predict_net.onnx"}),
+                                           ("loop", {"init_net.onnx", "loop_net.onnx", "predict_net.onnx"})])
 def test_graphs_are_written_checked_and_what_runs(tmp_path, variant, files):
     cfg = RunConfig(steps=5, dtype="float64")
     problem = make_problem(cfg)
-    O.train(cfg, problem, variant, model_dir=tmp_path)
+    train("onnx", cfg, variant, artifacts=tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == files
     for name in files:
         onnx.checker.check_model(str(tmp_path / name), full_check=True)
@@ -55,21 +67,23 @@ def test_one_train_net_step_is_the_reference_step():
         assert np.abs(got - want).max() <= 1e-14 * np.abs(want).max()
 
 
-def test_step_variant_ping_pongs_and_reports_the_trained_weights(tmp_path):
+def test_step_variant_ping_pongs_and_reports_the_trained_weights():
     cfg = RunConfig(dtype="float64", steps=3)
     problem = make_problem(cfg)
-    trainer = O.build(cfg, problem, "step", tmp_path)
+    trainer = O.build(cfg, problem, "step")
     for _ in range(3):
         trainer.step()
-    ref = O.build(cfg, problem, "loop", tmp_path)
+    ref = O.build(cfg, problem, "loop")
     ref.run(3, StepClock())
     for got, want in zip(trainer.weights(), ref.weights()):
         np.testing.assert_allclose(got, want, rtol=1e-14)
+    trainer.close()
+    ref.close()
 
 
 def test_diverging_loop_stops_the_record_at_the_first_non_finite_loss():
     cfg = dataclasses.replace(RunConfig(steps=50), lr=1.0)
-    result = apply_verdict(O.train(cfg, make_problem(cfg), "loop"), reference_losses(cfg, make_problem(cfg)))
+    result = apply_verdict(train("onnx", cfg, "loop"), reference_losses(cfg, make_problem(cfg)))
     assert result.status == "diverged" and not np.isfinite(result.losses[-1])
 
 
@@ -77,4 +91,4 @@ def test_gpu_without_cuda_provider_is_a_skip():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(NotImplementedError, match="no CUDAExecutionProvider"):
-        O.providers("gpu")
+        onnx_support.providers("gpu")

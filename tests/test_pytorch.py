@@ -10,22 +10,34 @@ from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.problem import make_problem
 from common.runner import apply_verdict
+from implementations import REGISTRY
+from tests.conftest import small_config, train
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install -e '.[torch]'")
 pytorch = importlib.import_module("implementations.pytorch")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("variant", pytorch.VARIANTS)
-def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype, references):
-    cfg = RunConfig(dtype=dtype)  # the lecture's sizes, 500 steps
-    result = apply_verdict(pytorch.train(cfg, make_problem(cfg), variant), references(cfg))
+@pytest.mark.parametrize("variant", REGISTRY["torch"].variants)
+def test_variant_matches_reference_on_every_step(variant, dtype, references):
+    cfg = small_config(dtype=dtype)
+    result = apply_verdict(train("torch", cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == cfg.steps == len(result.step_times_s)
     assert result.max_rel_err <= TOLERANCE[dtype]
-    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
+    assert result.losses[-1] < 0.1 * result.losses[0]  # it really trained
     assert result.setup_s >= result.step_times_s[0] > 0
     assert result.versions["torch"] == torch.__version__ and result.threads == cfg.threads
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_default_variant_matches_over_the_lectures_whole_run(dtype, references):
+    # The lecture's sizes and 500 steps: the float32 bound must hold to the end of training.
+    cfg = RunConfig(dtype=dtype)
+    result = apply_verdict(train("torch", cfg), references(cfg))
+    assert result.status == "ok", result.error
+    assert result.variant == REGISTRY["torch"].variants[0] and len(result.losses) == cfg.steps
+    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
 
 
 @pytest.mark.parametrize("variant", ["tensors", "autograd", "module"])
@@ -33,7 +45,7 @@ def test_training_never_writes_into_the_shared_problem(variant):
     cfg = RunConfig(steps=3)
     problem = make_problem(cfg)
     before = [a.copy() for a in problem]
-    pytorch.train(cfg, problem, variant)
+    train("torch", cfg, variant, problem)
     assert all(np.array_equal(a, b) for a, b in zip(before, problem))
 
 

@@ -20,3 +20,23 @@ def test_quick_start_is_two_commands_install_and_compare_then_install_and_test()
 
 def test_ci_runs_readme_test_command_verbatim():
     assert quick_start_commands()[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_measured_table_is_what_its_command_prints_from_the_committed_results():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "docs" / "update_readme.py")
+    update_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_readme)
+    found = update_readme.blocks((ROOT / "README.md").read_text())
+    assert len(found) >= 5  # the float32 table, the sweep, the feeds, data-parallel at two sizes
+    for command, body, now in found:
+        assert body == now, f"README's table of `{command}` is stale: python docs/update_readme.py"
+
+
+def test_the_project_refers_to_nothing_outside_the_repository():
+    for path in [ROOT / "README.md", ROOT / "compare.py", *ROOT.glob("common/*.py"), *ROOT.glob("implementations/*.py"),
+                 *ROOT.glob("deploy/*.py"), *ROOT.glob("tests/*.py")]:
+        text = path.read_text()
+        # spelled in two pieces so that this file does not find itself
+        assert ("shared" + "/") not in text and ("the " + "brief") not in text, path.name

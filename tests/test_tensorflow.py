@@ -10,40 +10,54 @@ from common.config import RunConfig
 from common.equivalence import TOLERANCE
 from common.problem import make_problem
 from common.runner import apply_verdict
+from implementations import REGISTRY
+from tests.conftest import small_config, train
 
 tf = pytest.importorskip("tensorflow", reason="tensorflow not installed: pip install -e '.[tensorflow]'")
 tfg = importlib.import_module("implementations.tensorflow_graphs")
+tf_support = importlib.import_module("implementations.tf_support")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("variant", tfg.VARIANTS)
-def test_variant_matches_reference_on_every_step_of_the_default_run(variant, dtype, references):
-    cfg = RunConfig(dtype=dtype)
-    result = apply_verdict(tfg.train(cfg, make_problem(cfg), variant), references(cfg))
+@pytest.mark.parametrize("variant", REGISTRY["tensorflow"].variants)
+def test_variant_matches_reference_on_every_step(variant, dtype, references):
+    cfg = small_config(dtype=dtype)
+    result = apply_verdict(train("tensorflow", cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == cfg.steps
     assert result.max_rel_err <= TOLERANCE[dtype]
-    assert result.losses[-1] < 1e-6 * result.losses[0]  # the loss falls: the updates really ran
+    assert result.losses[-1] < 0.1 * result.losses[0]  # the loss falls: the updates really ran
     assert result.threads == cfg.threads and result.versions["tensorflow"] == tf.__version__
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_default_variant_matches_over_the_lectures_whole_run(dtype, references):
+    # The lecture's sizes and 500 steps: the float32 bound must hold to the end of training.
+    cfg = RunConfig(dtype=dtype)
+    result = apply_verdict(train("tensorflow", cfg), references(cfg))
+    assert result.status == "ok", result.error
+    assert result.variant == REGISTRY["tensorflow"].variants[0] and len(result.losses) == cfg.steps
+    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
 
 
 def test_fetching_the_loss_alone_leaves_the_weights_unchanged():
     # The lecture's trap: without `updates` in the fetch list the graph never assigns.
     cfg = RunConfig(steps=3, dtype="float64")
     problem = make_problem(cfg)
-    parts = tfg.build_parts(cfg, problem, "variables")
+    parts = tfg.open_session(cfg, problem, "variables", "/CPU:0")
     feed = {parts.x: problem.x, parts.y: problem.y}
     loss_alone = [parts.session.run(parts.loss, feed_dict=feed) for _ in range(3)]
     assert loss_alone[0] == loss_alone[1] == loss_alone[2]
     np.testing.assert_array_equal(parts.session.run(parts.w1), problem.w1)
-    first, second = parts.trainer.step(), parts.trainer.step()
+    first, _ = parts.session.run([parts.loss, parts.updates], feed_dict=feed)
+    second, _ = parts.session.run([parts.loss, parts.updates], feed_dict=feed)
     assert first == loss_alone[0] and second < first
     assert not np.array_equal(parts.session.run(parts.w1), problem.w1)
     parts.session.close()
 
 
 def test_session_threads_go_through_config_proto():
-    config = tfg.session_config(3)
+    config = tf_support.session_config(3)
     assert config.intra_op_parallelism_threads == 3 and config.inter_op_parallelism_threads == 3
 
 
@@ -61,12 +75,11 @@ def test_gpu_without_one_is_a_skip():
     ("optimizer", {"ResourceApplyGradientDescent"}),
     ("function", {"AssignSubVariableOp", "MatMul"}),
 ])
-def test_dump_graph_writes_the_graph_that_ran(cli, tmp_path, variant, ops):
-    path = tmp_path / f"{variant}.pbtxt"
+def test_artifacts_hold_the_graph_that_ran(cli, tmp_path, variant, ops):
     proc = cli("-m", "implementations.tensorflow_graphs", "--variant", variant, "--steps", "2",
-               "--dump-graph", str(path))
+               "--artifacts", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    text = path.read_text()
+    text = (tmp_path / "graph.pbtxt").read_text()
     written = {line.split('"')[1] for line in text.splitlines() if line.strip().startswith("op:")}
     assert ops <= written, written
     if variant == "feed":
@@ -75,4 +88,11 @@ def test_dump_graph_writes_the_graph_that_ran(cli, tmp_path, variant, ops):
 
 def test_help_of_the_feed_variant(cli):
     proc = cli("-m", "implementations.tensorflow_graphs", "--variant", "feed", "--help")
-    assert proc.returncode == 0 and "--dump-graph" in proc.stdout and "feed" in proc.stdout
+    assert proc.returncode == 0 and "--artifacts" in proc.stdout and "feed" in proc.stdout
+
+
+def test_a_thread_count_tensorflow_cannot_honour_is_an_error_not_a_silent_mismatch():
+    tf.constant(1.0) + 1.0  # TF's pools are fixed from here on in this process
+    actual = tf.config.threading.get_intra_op_parallelism_threads() or RunConfig().threads
+    with pytest.raises(RuntimeError, match=f"already runs with {actual} threads"):
+        tf_support.set_threads(actual + 1)

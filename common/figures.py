@@ -1,0 +1,132 @@
+"""Figures: every number the reports show about one run, computed once, in this one place.
+
+The console table, the CSV, report.md, the plots and the sweep's summary all read these rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from common.config import RunConfig
+from common.result import RunResult
+from common.roofline import achieved_gflops, floor_s
+from common.timing import step_stats
+
+
+@dataclass
+class Figures:
+    """One run as the reports see it: what ran, its verdict, and its statistics (None: not timed)."""
+
+    framework: str
+    variant: str
+    label: str  # the variant, with the feed and the worker count where they apply
+    name: str  # framework/label/device/dtype
+    device: str
+    dtype: str
+    status: str
+    feed: str | None = None  # minibatch mode's feed; None: the lecture's batch
+    world_size: int = 1  # data-parallel workers
+    config: RunConfig | None = None  # sizes, steps, lr, ...: what the run was asked to do
+    final_loss: float | None = None  # the last step's loss
+    max_rel_err: float | None = None  # the worst step's error against the reference ...
+    worst_step: int | None = None  # ... and that step, 1-based
+    setup_s: float | None = None  # build + step 1, median over the rounds
+    rounds: int = 0
+    timed_steps: int = 0  # over every round, after step 1 and the warm-up
+    median_s: float | None = None  # the step time quoted
+    iqr_s: float | None = None  # its spread ...
+    spread: float | None = None  # ... as a share of the median
+    noisy: bool = False  # spread above NOISY_SPREAD
+    steps_per_s: float | None = None  # 1 / median
+    x_fastest: float | None = None  # median over the fastest median of the same size
+    gflops: float | None = None  # the five matmuls' FLOPs / median
+    pct_peak: float | None = None  # gflops as a percentage of the machine's peak matmul rate
+    floor_s: float | None = None  # the step's FLOPs at that peak: the compute floor
+    x_floor: float | None = None  # median over the floor
+    data_median_s: float | None = None  # minibatch mode: getting the batch
+    compute_median_s: float | None = None  # minibatch mode: the rest of the step
+    comm_s: float | None = None  # data-parallel: one step's collectives, timed alone
+    comm_share: float | None = None  # comm_s over the median
+    x_one_worker: float | None = None  # median over the same engine's on one worker
+    scaling_efficiency: float | None = None  # T1 / (W x TW): 1 is W times faster
+    error: str | None = None  # why it was skipped or failed, or what did not match
+    note: str | None = None  # how to read its times, when that differs from the others
+
+    # The sizes, read from the config (None for a row without one).
+    batch = property(lambda self: self._size("batch"))
+    d_in = property(lambda self: self._size("d_in"))
+    hidden = property(lambda self: self._size("hidden"))
+    d_out = property(lambda self: self._size("d_out"))
+    epochs = property(lambda self: self._size("epochs"))
+
+    def _size(self, name: str) -> int | None:
+        return getattr(self.config, name) if self.config else None
+
+    @property
+    def samples(self) -> int | None:
+        return self.config.samples if self.config and self.config.minibatch else None
+
+    @property
+    def flops_per_step(self) -> int | None:
+        return self.config.flops_per_step() if self.config else None
+
+    def as_dict(self) -> dict:
+        """Every figure by name, the sizes included (the CSV's row)."""
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
+        sizes = ("batch", "d_in", "hidden", "d_out", "samples", "epochs", "flops_per_step")
+        return flat | {name: getattr(self, name) for name in sizes}
+
+
+def figures(results: list[RunResult], peak_gflops: float | None) -> list[Figures]:
+    """Every number the reports show, per run."""
+    rows = [_figures_of(r, peak_gflops) for r in results]
+    fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
+    for row in rows:
+        if row.median_s:
+            fastest[row.flops_per_step] = min(fastest.get(row.flops_per_step, row.median_s), row.median_s)
+    for row in rows:
+        row.x_fastest = row.median_s / fastest[row.flops_per_step] if row.median_s else None
+    _scaling(rows)
+    return rows
+
+
+def _figures_of(r: RunResult, peak_gflops: float | None) -> Figures:
+    cfg = RunConfig.from_dict(r.config) if r.config else None
+    warmup = r.config.get("warmup", 0)
+    stats = step_stats(r.step_times_s, warmup, r.round_step_times_s or None)
+    timed = stats is not None and r.status == "ok"
+    f = Figures(framework=r.framework, variant=r.variant, label=r.label, name=r.name, device=r.device, dtype=r.dtype,
+                status=r.status, feed=r.feed, world_size=r.world_size, config=cfg, comm_s=r.comm_s,
+                final_loss=r.losses[-1] if r.losses else None, max_rel_err=r.max_rel_err, worst_step=r.worst_step,
+                setup_s=r.setup_s, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
+                timed_steps=stats.n if stats else 0, error=r.error, note=r.note)
+    if not timed:
+        return f
+    f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy
+    f.steps_per_s = 1 / stats.median_s
+    if r.data_times_s:
+        rounds = r.round_data_times_s or [r.data_times_s]
+        f.data_median_s = step_stats([], warmup, rounds).median_s
+        compute = [[t - d for t, d in zip(times, data)] for times, data in
+                   zip(r.round_step_times_s or [r.step_times_s], rounds)]
+        f.compute_median_s = step_stats([], warmup, compute).median_s
+    if cfg and peak_gflops:
+        f.gflops = achieved_gflops(cfg, stats.median_s)
+        f.pct_peak = 100 * f.gflops / peak_gflops
+        f.floor_s = floor_s(cfg, peak_gflops)
+        f.x_floor = stats.median_s / f.floor_s
+    return f
+
+
+def _scaling(rows: list[Figures]) -> None:
+    """Data-parallel rows against the same engine on one worker: the fixed batch split W ways
+    would ideally take 1/W of the time (efficiency = T1 / (W x TW))."""
+    key = lambda f: (f.framework, f.variant, f.device, f.dtype, f.flops_per_step)  # noqa: E731
+    one = {key(f): f.median_s for f in rows if f.world_size == 1 and f.median_s}
+    for f in rows:
+        base = one.get(key(f)) if f.comm_s is not None else None
+        if base and f.median_s:
+            f.comm_share = f.comm_s / f.median_s
+            f.x_one_worker = f.median_s / base
+            f.scaling_efficiency = base / (f.world_size * f.median_s)

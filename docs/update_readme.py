@@ -1,0 +1,60 @@
+"""README's measured tables, regenerated from the results committed under docs/.
+
+Each table in README.md sits between two markers that name the command printing it:
+
+    <!-- generated: python compare.py --report-from docs/cpu/results.json -->
+    ...what that command prints (in a code block unless it prints Markdown)...
+    <!-- end generated -->
+
+python docs/update_readme.py          rewrites README.md's blocks from the commands
+python docs/update_readme.py --check  exits 1 and names each block that differs (tests/test_readme.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- generated: (?P<command>.+?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+
+
+def render(command: str) -> str:
+    """What `command` prints, as README shows it: Markdown as it is, text in a code block."""
+    argv = shlex.split(command)
+    if argv[0] != "python" or not argv[1:2] == ["compare.py"] or "--report-from" not in argv:
+        raise ValueError(f"not a command that reprints committed results: {command}")
+    proc = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if proc.returncode not in (0, 1):  # 1: a table whose verdict is not a match is still the table
+        raise RuntimeError(f"{command} failed: {proc.stderr.strip()}")
+    text = proc.stdout.strip("\n")
+    return f"{text}\n" if "--markdown" in argv else f"```\n{text}\n```\n"
+
+
+def blocks(readme: str) -> list[tuple[str, str, str]]:
+    """(command, the block as README has it, as the command prints it now) for every block."""
+    return [(m["command"], m["body"], render(m["command"])) for m in BLOCK.finditer(readme)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block differs")
+    args = parser.parse_args(argv)
+    readme = README.read_text()
+    stale = [command for command, body, now in blocks(readme) if body != now]
+    if args.check:
+        for command in stale:
+            print(f"README.md: the table of `{command}` differs from what it prints now", file=sys.stderr)
+        return 1 if stale else 0
+    README.write_text(BLOCK.sub(lambda m: m[1] + render(m["command"]) + m[4], readme))
+    print(f"README.md: {len(stale)} table(s) regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The plumbing of Keras runs, whichever backend KERAS_BACKEND names: float64, device, threads.
+
+The backend's own family helper (torch_support, tf_support) does the work where there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+
+from common.config import RunConfig
+from common.timing import no_sync
+
+BACKEND = keras.backend.backend()
+
+
+def check_float64(dtype: str) -> None:
+    """Refuse float64 (a skip) where the backend would compute it in float32."""
+    # Measured, not assumed: on the torch backend keras.ops.matmul returns float32 for
+    # float64 inputs (keras-team/keras issue 23704), which would make a float64 check lie.
+    if dtype != "float64":
+        return
+    a = keras.ops.ones((2, 2), dtype="float64")
+    if keras.ops.matmul(a, a).dtype != "float64":
+        raise NotImplementedError(f"Keras on the {BACKEND} backend computes float64 matmuls in float32 "
+                                  "(keras-team/keras issue 23704)")
+
+
+def device_and_sync(cfg: RunConfig):
+    """Keras' device scope name and the backend's device barrier, from the backend's own helper."""
+    if BACKEND == "torch":
+        import torch
+
+        from implementations import torch_support
+
+        if cfg.device == "cpu" and torch.cuda.is_available():
+            raise NotImplementedError("Keras' torch backend puts the model on the GPU when there is one; "
+                                      "run with CUDA_VISIBLE_DEVICES= for the CPU")
+        on = torch_support.device(cfg)
+        return f"{'gpu' if on.type == 'cuda' else 'cpu'}:0", torch_support.sync(on)
+    if BACKEND == "tensorflow":
+        from implementations import tf_support
+
+        try:
+            name = tf_support.device(cfg)
+        except NotImplementedError:
+            raise NotImplementedError("no GPU visible to Keras' tensorflow backend") from None
+        return name.strip("/").lower(), tf_support.sync(name)
+    if cfg.device == "cpu":
+        return "cpu:0", no_sync
+    import jax
+
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        raise NotImplementedError(f"no GPU visible to Keras' {BACKEND} backend")
+    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32
+    # One jitted function per step, whose loss is fetched to the host: done when fetched.
+    return "gpu:0", no_sync
+
+
+def set_threads(threads: int) -> None:
+    if BACKEND == "torch":
+        from implementations import torch_support
+
+        torch_support.set_threads(threads)
+    elif BACKEND == "tensorflow":
+        from implementations import tf_support
+
+        tf_support.set_threads(threads)
+    # jax (XLA:CPU) has no thread setting of its own; compare.py caps it through the
+    # environment (OMP/MKL/OpenBLAS) and the process's thread pools like every other run.
+
+
+def device_scope(device: str):
+    # On the torch backend, variables created inside keras.device() get no gradients
+    # ("No gradients provided for any variable", Keras 3.15); that backend places on CUDA
+    # by itself whenever there is one, so it gets no scope and device_and_sync refuses the
+    # one case it cannot honour.
+    return contextlib.nullcontext() if BACKEND == "torch" else keras.device(device)
+
+
+def in_device(device: str, fn):
+    def wrapped(*args):
+        with device_scope(device):
+            return fn(*args)
+
+    return wrapped

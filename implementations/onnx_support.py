@@ -1,0 +1,70 @@
+"""The plumbing of ONNX Runtime runs (training, deploy): checked files, sessions, threads, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from common.config import RunConfig
+
+OPSET = 17  # every op used here exists unchanged since opset 13; 17 is what ORT 1.x fully covers
+ELEM_TYPE = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+
+
+def model_of(graph: onnx.GraphProto) -> onnx.ModelProto:
+    """The graph as a model every ONNX Runtime 1.x can load."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fourways")
+    model.ir_version = 8  # readable by every ONNX Runtime released since 2021
+    return model
+
+
+def value(name: str, dtype: str, shape) -> onnx.ValueInfoProto:
+    """A typed graph input or output."""
+    return helper.make_tensor_value_info(name, ELEM_TYPE[dtype], shape)
+
+
+def save_checked(model: onnx.ModelProto, path: Path) -> Path:
+    """Write `model` and check the file itself, with shape inference (full_check)."""
+    onnx.save(model, path)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Both of ORT's thread pools sized to the run's threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    return options
+
+
+def providers(device: str) -> list[str]:
+    """The execution provider of the run's device; NotImplementedError (a skip) when this ORT lacks it."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise NotImplementedError("the installed onnxruntime has no CUDAExecutionProvider")
+    return ["CUDAExecutionProvider"]
+
+
+def load_session(path: Path, cfg: RunConfig) -> ort.InferenceSession:
+    """A session on the model file at `path`, as Caffe2 ran its nets from files."""
+    return ort.InferenceSession(str(path), session_options(cfg.threads), providers=providers(cfg.device))
+
+
+def ort_device(cfg: RunConfig) -> str:
+    return "cuda" if cfg.device == "gpu" else "cpu"
+
+
+def on_device(cfg: RunConfig, array: np.ndarray) -> ort.OrtValue:
+    """A copy of `array` on the run's device, for IOBinding."""
+    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), ort_device(cfg), 0)
+
+
+def empty_on_device(cfg: RunConfig, shape: list[int], dtype) -> ort.OrtValue:
+    """A buffer on the run's device that a step or a feed writes into."""
+    return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, ort_device(cfg), 0)

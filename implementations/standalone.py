@@ -1,0 +1,52 @@
+"""`python -m implementations.<module>`: one implementation run alone, checked against NumPy.
+
+Every module ends with main(<registry name>, build); its variants, versions and minibatch
+support come from the registry, so the command line is the same for every framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.config import DEVICES, CliParser, ConfigError, add_config_args, config_from_args
+from common.problem import make_problem
+from common.runner import Build, apply_verdict, run_guarded, summary_line
+from implementations import REGISTRY, Implementation
+
+
+def main(name: str | Implementation, build: Build, argv: list[str] | None = None) -> None:
+    """Parse the shared flags, run one variant, print its summary line; exit 0 when ok or skipped."""
+    from common.reference import reference_losses
+
+    impl = REGISTRY[name] if isinstance(name, str) else name
+    module = sys.modules["__main__"].__spec__.name
+    variants = impl.variants_of(module)
+    parser = CliParser(prog=f"python -m {module}",
+                       description=f"Train the two-layer net with {impl.name} alone and check it against NumPy.")
+    add_config_args(parser)
+    parser.add_argument("--variant", choices=variants, default=variants[0], help=f"default {variants[0]}")
+    parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (default cpu)")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="write the RunResult here as JSON")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the comparison with NumPy (compare.py does it once itself)")
+    parser.add_argument("--save-weights", metavar="PATH", type=Path,
+                        help="write the trained w1, w2 here (.npz), e.g. for export to ONNX")
+    parser.add_argument("--artifacts", metavar="DIR", type=Path,
+                        help="write what the run built into DIR: the TensorFlow graph that ran (graph.pbtxt), "
+                             "ONNX's init/train/loop nets and predict_net.onnx with the trained weights")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+    result = run_guarded(cfg, impl, args.variant, build, save_weights=args.save_weights, artifacts=args.artifacts)
+    if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
+        sys.exit(0)
+    if result.status not in ("skipped", "failed") and not args.no_check:
+        apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
+    print(summary_line(result))
+    if args.json:
+        args.json.write_text(result.to_json())
+    sys.exit(0 if result.status in ("ok", "skipped") else 1)

@@ -1,0 +1,53 @@
+"""The plumbing every TensorFlow-based run shares (graphs, multi-worker, tf.data, Keras on TF):
+log level, device, thread pools, sync.
+
+TensorFlow's log level is set by the implementations package itself, before any of this loads.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from common.config import RunConfig
+from common.timing import no_sync
+
+v1 = tf.compat.v1
+
+
+def device(cfg: RunConfig) -> str:
+    """The run's device name; on a GPU with TF32 off, so that matmuls keep the reference's math."""
+    if cfg.device == "cpu":
+        return "/CPU:0"
+    if not tf.config.list_physical_devices("GPU"):
+        raise NotImplementedError("no GPU visible to TensorFlow")
+    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return "/GPU:0"
+
+
+def sync(device_name: str):
+    """The device barrier the clock waits on before it stops."""
+    return tf.test.experimental.sync_devices if device_name.startswith("/GPU") else no_sync
+
+
+def set_threads(threads: int) -> None:
+    """TF2's (eager, tf.function, Keras) thread pools, checked.
+
+    TF sizes them once per process, before the first op; a later run in the same process
+    with another count cannot have its own, and that is an error, never a silent mismatch.
+    """
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised (several runs in one process, as in the tests): check below
+    actual = tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))  # 0: default
+    if actual != threads:
+        raise RuntimeError(f"TensorFlow already runs with {actual} threads in this process, not {threads}")
+
+
+def session_config(threads: int) -> v1.ConfigProto:
+    """TF1 Session thread pools, sized through the Session's ConfigProto as TF1 expects."""
+    return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)

@@ -1,0 +1,40 @@
+"""The plumbing every torch-based run shares (PyTorch, DDP, Keras on torch): device, threads, sync.
+
+Kept out of the implementation files so that they hold only the lecture's code.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from common.config import RunConfig
+from common.timing import no_sync
+
+
+def device(cfg: RunConfig, index: int = 0) -> torch.device:
+    """The run's torch device; on a GPU with TF32 off, so that matmuls keep the reference's math."""
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")
+    # TF32 rounds matmul inputs to 10 mantissa bits: fast, but no longer the reference's math.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda", index)
+
+
+def sync(on: torch.device):
+    """The device barrier the clock waits on before it stops."""
+    return torch.cuda.synchronize if on.type == "cuda" else no_sync
+
+
+def set_threads(threads: int) -> None:
+    """torch's intra-op pool, checked: a run with other threads than its config is an error."""
+    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        raise RuntimeError(f"torch runs with {torch.get_num_threads()} threads, not the {threads} asked for")
+
+
+def to_numpy(tensors) -> tuple:
+    """Tensors (on any device, in or out of a graph) as NumPy copies."""
+    return tuple(t.detach().cpu().numpy().copy() for t in tensors)

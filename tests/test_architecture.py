@@ -1,0 +1,63 @@
+"""The layers hold: compare > deploy > implementations > common, no import cycle, and no
+framework loaded by the harness, so that a missing framework never breaks the others."""
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "onnx", "onnxruntime", "tf2onnx", "onnxscript")
+PACKAGES = ("common", "implementations", "deploy")
+
+
+def test_import_linter_contracts_are_kept():
+    """pyproject.toml's contracts: each layer imports only those below it; common/ no framework at all."""
+    if shutil.which("lint-imports") is None:
+        pytest.skip("import-linter not installed: pip install -e '.[test]'")
+    proc = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def test_no_module_of_the_project_takes_part_in_an_import_cycle():
+    grimp = pytest.importorskip("grimp", reason="grimp (import-linter's graph) not installed")
+    sys.path.insert(0, str(ROOT))
+    graph = grimp.build_graph(*PACKAGES)
+    cycles = [(a, b) for a in graph.modules if a.startswith(PACKAGES)
+              for b in graph.find_modules_directly_imported_by(a)
+              if b.startswith(PACKAGES) and b != a and graph.chain_exists(importer=b, imported=a)]
+    assert cycles == []
+
+
+def _top_level_imports(path) -> set[str]:
+    """The packages a module imports when it is loaded (not those imported inside functions)."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_compare_and_the_harness_load_no_framework_at_module_level():
+    for path in [ROOT / "compare.py", *(ROOT / "common").glob("*.py")]:
+        assert not _top_level_imports(path) & set(FRAMEWORKS), path.name
+
+
+def test_compare_runs_where_every_framework_is_missing(tmp_path):
+    # Every framework made unimportable in compare.py's own process: it must still run NumPy and
+    # report the rest (its children, which would import them, see the real packages).
+    code = (f"import sys; sys.modules.update(dict.fromkeys({FRAMEWORKS!r})); import compare, deploy.run; "
+            "sys.exit(compare.main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "--frameworks", "numpy", "--steps", "5", "--warmup", "1",
+                           "--rounds", "1", "--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]] == ["ok"]
