@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -94,10 +95,12 @@ def run_captured(cmd: list[str], env: dict | None, timeout_s: float, stdout: boo
     (compile workers, loader workers) must not outlive the run that started them. Ctrl-C is
     acted on within WAIT_SLICE_S, whichever of this process's threads the signal reached.
     """
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
+    proc = None
     try:
+        with interrupts_deferred():
+            proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 out, err = proc.communicate(timeout=max(0.0, min(WAIT_SLICE_S, deadline - time.monotonic())))
@@ -109,8 +112,30 @@ def run_captured(cmd: list[str], env: dict | None, timeout_s: float, stdout: boo
         out, err = proc.communicate()
         return None, out or "", err
     except BaseException:  # Ctrl-C: no orphan left running
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         raise
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C inside the block is raised at its end, once the processes it starts are known.
+
+    A KeyboardInterrupt inside subprocess.Popen, after the fork and before Popen returns,
+    would leave a child that no one can kill. Outside the main thread (where Python cannot
+    set handlers) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def free_ports(count: int) -> list[int]:
@@ -158,10 +183,13 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
     """
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         logs = [stack.enter_context(open(Path(tmp) / f"worker{i}.err", "w+")) for i in range(len(cmds))]
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
-                                  start_new_session=True) for cmd, env, log in zip(cmds, envs, logs)]
-        deadline = time.monotonic() + timeout_s
+        procs = []
         try:
+            with interrupts_deferred():
+                for cmd, env, log in zip(cmds, envs, logs):
+                    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                                  start_new_session=True))
+            deadline = time.monotonic() + timeout_s
             while True:
                 codes = [p.poll() for p in procs]
                 failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
