@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
+from common import noise
 from common.figures import figures
 from common.launch import THREAD_ENV, run_one
+from common.noise import Reference
 from common.problem import make_problem
 from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, results_document,
                            scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
@@ -192,13 +194,12 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
     return runs
 
 
-def reference_for(cfg: RunConfig) -> list[float]:
+def reference_for(cfg: RunConfig) -> Reference:
+    """The reference run of `cfg` and the rounding noise every run is judged within."""
     from threadpoolctl import threadpool_limits
 
-    from common.reference import reference_losses
-
     with threadpool_limits(limits=cfg.threads):
-        return reference_losses(cfg, make_problem(cfg))
+        return noise.measure(cfg, make_problem(cfg))
 
 
 def progress(done: int, total: int, label: str) -> None:
@@ -209,7 +210,7 @@ def progress(done: int, total: int, label: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: list[float], on_run=None,
+def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference, on_run=None,
                done_before: int = 0, total: int | None = None) -> list[RunResult]:
     """Every run `plan.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
     that a noisy spell of the machine hits every implementation alike; one merged row per run.
@@ -268,6 +269,7 @@ def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
 def run_comparison(plan: Plan, measurement: dict) -> int:
     runs = runs_of(plan)
     reference = reference_for(plan.cfg)
+    measurement["noise_cost_s"] = reference.cost_s
     save = saver(plan, measurement)
     try:
         results = run_rounds(runs, plan.cfg, plan, reference, on_run=save)
@@ -320,10 +322,10 @@ def report_from(plan: Plan) -> int:
         print(sweep_markdown(rows) if several_sizes else markdown_table(rows))
         return 0 if verdict(results)[0] else 1
     lecture = plan.out is not None and any(r.config.get("batch") == cfg.batch for r in results)
-    return report(plan, cfg, results, measurement, reference_for(cfg) if lecture else [], fresh=False)
+    return report(plan, cfg, results, measurement, reference_for(cfg) if lecture else None, fresh=False)
 
 
-def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: dict, reference: list[float],
+def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: dict, reference: Reference | None,
            intro: str | None = None, fresh: bool = True) -> int:
     """The one output tail: header, table, verdict and the lines under it, the report files; the exit status.
 

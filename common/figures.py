@@ -29,8 +29,10 @@ class Figures:
     world_size: int = 1  # data-parallel workers
     config: RunConfig | None = None  # sizes, steps, lr, ...: what the run was asked to do
     final_loss: float | None = None  # the last step's loss
-    max_rel_err: float | None = None  # the worst step's error against the reference ...
-    worst_step: int | None = None  # ... and that step, 1-based
+    x_noise: float | None = None  # the worst step's error, in units of the rounding noise of correct runs ...
+    worst_step: int | None = None  # ... that step, 1-based ...
+    max_rel_err: float | None = None  # ... and its plain relative error
+    weights_x_noise: float | None = None  # the final weights' error, in the same units
     setup_s: float | None = None  # build + step 1, median over the rounds
     rounds: int = 0
     timed_steps: int = 0  # over every round, after step 1 and the warm-up
@@ -98,7 +100,8 @@ def _figures_of(r: RunResult, peak_gflops: float | None) -> Figures:
     timed = stats is not None and r.status == "ok"
     f = Figures(framework=r.framework, variant=r.variant, label=r.label, name=r.name, device=r.device, dtype=r.dtype,
                 status=r.status, feed=r.feed, world_size=r.world_size, config=cfg, comm_s=r.comm_s,
-                final_loss=r.losses[-1] if r.losses else None, max_rel_err=r.max_rel_err, worst_step=r.worst_step,
+                final_loss=r.losses[-1] if r.losses else None, x_noise=r.x_noise, worst_step=r.worst_step,
+                max_rel_err=r.max_rel_err, weights_x_noise=r.weights_x_noise,
                 setup_s=r.setup_s, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note)
     if not timed:

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from common.config import RunConfig
 from common.result import RunResult
 from common.runner import failed, skipped
@@ -51,8 +53,13 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
     module = impl.distributed.module if distributed else impl.module
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
+        # The trained weights come back in a file for the verdict (results.json keeps only their error).
+        weights = Path(extra_args[extra_args.index("--save-weights") + 1]) if "--save-weights" in extra_args \
+            else Path(tmp) / "weights.npz"
         # --no-check: the parent judges every run against its one reference; the child need not.
         args = [module, "--variant", variant, *config_flags(cfg), "--no-check", *extra_args]
+        if "--save-weights" not in extra_args:
+            args += ["--save-weights", str(weights)]
         if distributed:
             returncode, stderr = run_group(*data_parallel_launch(impl.distributed.launcher, args, out, cfg, env),
                                            timeout_s)
@@ -62,9 +69,13 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
             return failed(cfg, impl.framework, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():
             try:
-                return RunResult.from_json(out.read_text())
+                result = RunResult.from_json(out.read_text())
             except (ValueError, TypeError, KeyError) as exc:
                 return failed(cfg, impl.framework, variant, f"its result file is unreadable: {exc}")
+            if weights.exists():
+                with np.load(weights) as saved:
+                    result.final_weights = (saved["w1"], saved["w2"])
+            return result
         # the last line that says something (torchrun ends its report with a rule of "=")
         last = ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
         if returncode < 0:

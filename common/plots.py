@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.equivalence import TOLERANCE, relative_errors
+from common.equivalence import FACTOR, x_noise_per_step
 from common.figures import Figures
+from common.noise import Reference
 from common.result import RunResult
 
 
@@ -24,24 +25,25 @@ def _pyplot():
     return plt
 
 
-def loss_curves(results: list[RunResult], reference: list[float], path: Path) -> None:
-    """Top: every run's loss per step (log). Bottom: its error against the reference (log)."""
+def loss_curves(results: list[RunResult], reference: Reference, path: Path) -> None:
+    """Top: every run's loss per step (log). Bottom: its error in units of that step's rounding
+    noise (log), with the factor a match must stay under."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     ran = [r for r in results if r.losses]
-    steps = np.arange(1, len(reference) + 1)
-    top.semilogy(steps, reference, color="black", linewidth=3, alpha=0.3, label="NumPy reference")
+    steps = np.arange(1, len(reference.losses) + 1)
+    top.semilogy(steps, reference.losses, color="black", linewidth=3, alpha=0.3, label="NumPy reference")
     for r in ran:
         label = f"{r.framework}/{r.label}/{r.device}"
         top.semilogy(np.arange(1, len(r.losses) + 1), r.losses, linewidth=1, label=label)
-        errors = relative_errors(r.losses, reference, r.dtype)
-        bottom.semilogy(np.arange(1, len(errors) + 1), np.maximum(errors, 1e-18), linewidth=0.8, label=label)
+        ratios = x_noise_per_step(r.losses, reference, r.dtype)
+        bottom.semilogy(np.arange(1, len(ratios) + 1), np.maximum(ratios, 1e-3), linewidth=0.8, label=label)
     for dtype in sorted({r.dtype for r in ran}):
-        bottom.axhline(TOLERANCE[dtype], color="red", linestyle="--", linewidth=1, label=f"{dtype} bound")
+        bottom.axhline(FACTOR[dtype], color="red", linestyle="--", linewidth=1, label=f"{dtype} bound")
     top.set_title("Loss per step: every implementation over the NumPy reference")
     top.set_ylabel("loss = sum((y_pred - y)^2)")
-    bottom.set_title("Error against the reference per step (floored at 1e-18 for the log axis)")
-    bottom.set_ylabel("|loss - ref| / max(|ref|, sqrt(|ref| |ref_1|))")
+    bottom.set_title("Error per step in units of the rounding noise of correct runs (floored at 1e-3 for the log axis)")
+    bottom.set_ylabel("|loss - ref| / noise")
     bottom.set_xlabel("SGD step")
     top.legend(fontsize=7, ncol=2)
     bottom.legend(fontsize=7, ncol=2)

@@ -6,6 +6,8 @@ implementation (implementations/numpy.py) trains with these same functions.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from common import data
@@ -13,9 +15,11 @@ from common.config import RunConfig
 from common.problem import Problem
 
 
-def loss_and_grads(x, y, w1, w2):
-    """Forward pass, loss = sum((y_pred - y)**2), and the gradients of loss w.r.t. w1, w2."""
-    h = x @ w1
+def loss_and_grads(x, y, w1, w2, h=None):
+    """Forward pass, loss = sum((y_pred - y)**2), and the gradients of loss w.r.t. w1, w2.
+
+    `h`: x @ w1 computed elsewhere (common/noise.py's ensemble rounds it differently)."""
+    h = x @ w1 if h is None else h
     h_relu = np.maximum(h, 0)
     y_pred = h_relu @ w2
     diff = y_pred - y
@@ -29,11 +33,11 @@ def loss_and_grads(x, y, w1, w2):
     return loss, grad_w1, grad_w2
 
 
-def sgd_step(x, y, w1, w2, lr):
+def sgd_step(x, y, w1, w2, lr, gradients=loss_and_grads):
     """One plain SGD step that updates w1, w2 in place; returns the loss before the update."""
     # Overflow on a diverging run is reported by the harness as "diverged at step k".
     with np.errstate(over="ignore", invalid="ignore"):
-        loss, grad_w1, grad_w2 = loss_and_grads(x, y, w1, w2)
+        loss, grad_w1, grad_w2 = gradients(x, y, w1, w2)
         # In place: a fresh 1000x100 temporary per step costs more than the matmuls
         # (large allocations are fresh mmaps, paid for in page faults every step).
         grad_w1 *= lr
@@ -43,10 +47,93 @@ def sgd_step(x, y, w1, w2, lr):
     return loss
 
 
-def reference_losses(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None) -> list[float]:
-    """Per-step losses of plain SGD, the sequence every implementation is judged against.
+def _rows_reversed(x, y, w1, w2):
+    """The batch's rows in reverse order: every sum over N (the loss, grad_w1, grad_w2) runs backwards."""
+    return loss_and_grads(x[::-1], y[::-1], w1, w2)
+
+
+def _rows_shuffled(seed: int):
+    """The batch's rows in a fixed shuffled order: the sums over N in yet another order."""
+    def gradients(x, y, w1, w2):
+        rows = np.random.default_rng([seed, len(x)]).permutation(len(x))
+        return loss_and_grads(x[rows], y[rows], w1, w2)
+    return gradients
+
+
+def _parts(count: int):
+    """The batch in `count` parts, their losses and gradients added: `count` data-parallel workers."""
+    def gradients(x, y, w1, w2):
+        parts = [loss_and_grads(xs, ys, w1, w2) for xs, ys in zip(np.array_split(x, count), np.array_split(y, count))]
+        return tuple(sum(values) for values in zip(*parts))
+    return gradients
+
+
+def _transposed(x, y, w1, w2):
+    """Every product through its transpose, as frameworks that store W as (out, in) compute it:
+    BLAS runs another kernel, blocked the other way."""
+    h = (w1.T @ x.T).T
+    h_relu = np.maximum(h, 0)
+    y_pred = (w2.T @ h_relu.T).T
+    diff = y_pred - y
+    loss = (diff * diff).sum()  # diff is column-major here: the sum runs in that order
+    grad_y_pred = 2.0 * diff
+    grad_w2 = (grad_y_pred.T @ h_relu).T
+    grad_h = (w2 @ grad_y_pred.T).T
+    grad_h[h < 0] = 0
+    grad_w1 = (grad_h.T @ x).T
+    return loss, np.ascontiguousarray(grad_w1), np.ascontiguousarray(grad_w2)
+
+
+def _inner_split(x, y, w1, w2):
+    """Every product's inner sum (over D_in, H, D_out, N) in two halves, added: another blocking
+    of the K loop, as MKL, oneDNN or MLAS choose by shape. Alone among these it changes each
+    element of h = x @ w1, so it is the one that can flip a ReLU whose input is near zero."""
+    def mm(a, b):
+        k = a.shape[1] // 2
+        return a[:, :k] @ b[:k] + a[:, k:] @ b[k:]
+
+    h = mm(x, w1)
+    h_relu = np.maximum(h, 0)
+    y_pred = mm(h_relu, w2)
+    diff = y_pred - y
+    loss = (diff * diff).sum()
+    grad_y_pred = 2.0 * diff
+    grad_w2 = mm(h_relu.T, grad_y_pred)
+    grad_h = mm(grad_y_pred, w2.T)
+    grad_h[h < 0] = 0
+    grad_w1 = mm(x.T, grad_h)
+    return loss, grad_w1, grad_w2
+
+
+def _relu_input_rounded_once(x, y, w1, w2):
+    """The step with h = x @ w1 summed in float64 and rounded once to the run's dtype (in float64,
+    the reference itself). Every other order shares NumPy's BLAS kernel for the elements of h, and
+    an element within rounding of zero decides a ReLU: measured, seed 7 in float32, NumPy's sgemm
+    put one on the other side at step 16 from torch, ONNX Runtime and float64 alike (1.4e-5 of
+    the loss from there on). This is the one member that can take the other side too."""
+    h = (x.astype(np.float64) @ w1.astype(np.float64)).astype(x.dtype)
+    return loss_and_grads(x, y, w1, w2, h)
+
+
+# The same step with its sums in another order, or h rounded once instead of at every add (common/noise.py
+# runs them to measure the rounding noise of correct runs).
+REORDERED = {"rows reversed": _rows_reversed, **{f"rows shuffled ({seed})": _rows_shuffled(seed) for seed in (1, 2, 3)},
+             "halves": _parts(2), "quarters": _parts(4), "transposed": _transposed, "inner sums split": _inner_split,
+             "relu input rounded once": _relu_input_rounded_once}
+
+
+class ReferenceRun(NamedTuple):
+    losses: list[float]  # per step, before its update
+    w1: np.ndarray  # after the last step
+    w2: np.ndarray
+
+
+def reference_run(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None,
+                  reordered: str | None = None) -> ReferenceRun:
+    """Plain SGD: per-step losses and the final weights, what every implementation is judged against.
 
     In minibatch mode the batches follow `order` (default: the shared data.batch_order(cfg)).
+    `reordered` names a REORDERED step: the same computation with its sums in another order.
     """
     w1, w2 = problem.w1.copy(), problem.w2.copy()
     lr = np.dtype(cfg.dtype).type(cfg.lr)
@@ -55,9 +142,15 @@ def reference_losses(cfg: RunConfig, problem: Problem, order: np.ndarray | None 
                    (data.batch_order(cfg) if order is None else order))
     else:
         batches = ((problem.x, problem.y) for _ in range(cfg.steps))
+    gradients = REORDERED[reordered] if reordered else loss_and_grads
     losses = []
     for x, y in batches:
-        losses.append(float(sgd_step(x, y, w1, w2, lr)))
+        losses.append(float(sgd_step(x, y, w1, w2, lr, gradients)))
         if not np.isfinite(losses[-1]):
             break
-    return losses
+    return ReferenceRun(losses, w1, w2)
+
+
+def reference_losses(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None) -> list[float]:
+    """Per-step losses of plain SGD (reference_run's), the sequence every implementation is judged against."""
+    return reference_run(cfg, problem, order).losses

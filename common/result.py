@@ -8,7 +8,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1  # of results.json; bump on any change a reader of an older file would misread
+# Of results.json; bump on any change a reader of an older file would misread. 2: runs are judged
+# against the rounding noise of correct runs (x_noise, weights_x_noise); version 1 files still load.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 STATUSES = ("ok", "mismatch", "skipped", "failed", "diverged")
 
 # Strict JSON has no NaN or infinity; a diverged run's last loss is one, so spell them out.
@@ -43,8 +46,10 @@ class RunResult:
     versions: dict = field(default_factory=dict)
     status: str = "ok"
     error: str | None = None
-    max_rel_err: float | None = None
-    worst_step: int | None = None  # 1-based step of max_rel_err
+    max_rel_err: float | None = None  # |loss - ref| / |ref| at worst_step
+    worst_step: int | None = None  # 1-based step of the worst x_noise (version 1: of max_rel_err)
+    x_noise: float | None = None  # the worst step's |loss - ref| in units of that step's rounding noise
+    weights_x_noise: float | None = None  # the final weights' error in units of their rounding noise
     note: str | None = None  # how to read this row's times, when it differs from the others
     # compare.py's rounds: each round's step_times_s (step_times_s is round 1's); [] for one run
     round_step_times_s: list[list[float]] = field(default_factory=list)
@@ -55,6 +60,8 @@ class RunResult:
     round_data_times_s: list[list[float]] = field(default_factory=list)
     world_size: int = 1  # processes that trained together (data-parallel); rank 0 reports
     comm_s: float | None = None  # data-parallel: median time of one step's collectives, timed alone
+    # The trained (w1, w2), held in memory for the verdict only: never written to results.json.
+    final_weights: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -69,10 +76,12 @@ class RunResult:
         return self.status != "skipped"
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = dataclasses.asdict(dataclasses.replace(self, final_weights=None))
+        del data["final_weights"]
         data["losses"] = [_encode_float(v) for v in self.losses]
-        if self.max_rel_err is not None:
-            data["max_rel_err"] = _encode_float(self.max_rel_err)
+        for name in ("max_rel_err", "x_noise", "weights_x_noise"):
+            if data[name] is not None:
+                data[name] = _encode_float(data[name])
         return data
 
     @classmethod
@@ -80,8 +89,10 @@ class RunResult:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["losses"] = [_decode_float(v) for v in data.get("losses", [])]
-        if data.get("max_rel_err") is not None:
-            kwargs["max_rel_err"] = _decode_float(data["max_rel_err"])
+        kwargs.pop("final_weights", None)
+        for name in ("max_rel_err", "x_noise", "weights_x_noise"):
+            if data.get(name) is not None:
+                kwargs[name] = _decode_float(data[name])
         return cls(**kwargs)
 
     def to_json(self) -> str:
@@ -114,8 +125,9 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     worst = max(ran, key=lambda r: _SEVERITY.index(r.status))
     merged.status, merged.error = worst.status, worst.error
     if worst.status == "ok":
-        top = max(ran, key=lambda r: r.max_rel_err or 0.0)
-        merged.max_rel_err, merged.worst_step = top.max_rel_err, top.worst_step
+        top = max(ran, key=lambda r: r.x_noise or 0.0)
+        merged.x_noise, merged.worst_step, merged.max_rel_err = top.x_noise, top.worst_step, top.max_rel_err
+        merged.weights_x_noise = max((r.weights_x_noise for r in ran if r.weights_x_noise is not None), default=None)
     timed = [r for r in ran if r.step_times_s]
     merged.round_step_times_s = [r.step_times_s for r in timed]
     merged.round_setup_s = [r.setup_s for r in timed if r.setup_s is not None]
@@ -144,9 +156,9 @@ def load_results(path) -> tuple[dict, list[RunResult]]:
     except ValueError as exc:
         raise SchemaError(f"{path}: not JSON ({exc})") from None
     version = doc.get("schema_version") if isinstance(doc, dict) else None
-    if version != SCHEMA_VERSION:
-        raise SchemaError(f"{path}: results schema version {version!r}; this fourways reads version "
-                          f"{SCHEMA_VERSION} only (rerun compare.py to regenerate it)")
+    if version not in READABLE_VERSIONS:
+        raise SchemaError(f"{path}: results schema version {version!r}; this fourways reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))} (rerun compare.py to regenerate it)")
     try:
         return doc, [RunResult.from_dict(run) for run in doc["runs"]]
     except (KeyError, TypeError) as exc:

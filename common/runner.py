@@ -16,6 +16,7 @@ import numpy as np
 
 from common.config import RunConfig
 from common.equivalence import judge
+from common.noise import Reference
 from common.problem import Problem, make_problem
 from common.result import RunResult
 from common.timing import Trainer, step_stats, time_steps
@@ -57,9 +58,11 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
             result.setup_s = build_s + result.step_times_s[0] if result.step_times_s else build_s
             if trainer.collectives is not None:
                 result.comm_s = trainer.collectives()
-            if save_weights is not None:
-                w1, w2 = trainer.weights()
-                np.savez(save_weights, w1=np.asarray(w1), w2=np.asarray(w2))
+            if trainer.weights is not None and trainer.reports:
+                # Copies: a framework's arrays may be views of buffers it frees once released
+                result.final_weights = tuple(np.array(w, copy=True) for w in trainer.weights())
+            if save_weights is not None and result.final_weights is not None:
+                np.savez(save_weights, w1=result.final_weights[0], w2=result.final_weights[1])
             if artifacts is not None and trainer.save is not None:
                 Path(artifacts).mkdir(parents=True, exist_ok=True)
                 trainer.save(Path(artifacts))
@@ -105,12 +108,14 @@ def run_guarded(cfg: RunConfig, impl: Declared, variant: str, build: Build, **ou
         return failed(cfg, impl.name, variant, f"{type(exc).__name__}: {exc}")
 
 
-def apply_verdict(result: RunResult, reference: list[float]) -> RunResult:
-    """Set status, max_rel_err and worst_step from the comparison with the reference losses."""
+def apply_verdict(result: RunResult, reference: Reference) -> RunResult:
+    """Set the status and the error figures from the comparison with the reference's losses and,
+    when the run kept them, its final weights."""
     if result.status in ("skipped", "failed"):
         return result
-    verdict = judge(result.losses, reference, result.dtype)
-    result.status, result.max_rel_err, result.worst_step = verdict.status, verdict.max_rel_err, verdict.worst_step
+    verdict = judge(result.losses, reference, result.dtype, result.final_weights)
+    result.status, result.x_noise, result.worst_step = verdict.status, verdict.x_noise, verdict.worst_step
+    result.max_rel_err, result.weights_x_noise = verdict.max_rel_err, verdict.weights_x_noise
     result.error = verdict.error
     return result
 
@@ -122,8 +127,10 @@ def summary_line(result: RunResult) -> str:
     parts = [head]
     if result.losses:
         parts.append(f"final loss {result.losses[-1]:.6g}")
-    if result.max_rel_err is not None:
-        parts.append(f"max rel err {result.max_rel_err:.2e} at step {result.worst_step}")
+    if result.x_noise is not None:
+        parts.append(f"{result.x_noise:.2f}x noise at step {result.worst_step}")
+    if result.weights_x_noise is not None:
+        parts.append(f"weights {result.weights_x_noise:.2f}x noise")
     stats = step_stats(result.step_times_s, result.config.get("warmup", 0))
     if stats:
         parts.append(f"median step {stats.median_s * 1e3:.3f} ms (IQR {stats.iqr_s * 1e3:.3f})")

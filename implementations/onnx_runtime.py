@@ -180,7 +180,7 @@ def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
 
     def current_weights():
         w1_now, w2_now = weights[state["step"] % 2]
-        return w1_now.numpy(), w2_now.numpy()
+        return w1_now.numpy().copy(), w2_now.numpy().copy()  # copies: the OrtValues' buffers die with them
 
     return Trainer(step, weights=current_weights)
 

@@ -17,7 +17,7 @@ from implementations import REGISTRY, Implementation
 
 def main(name: str | Implementation, build: Build, argv: list[str] | None = None) -> None:
     """Parse the shared flags, run one variant, print its summary line; exit 0 when ok or skipped."""
-    from common.reference import reference_losses
+    from common import noise
 
     impl = REGISTRY[name] if isinstance(name, str) else name
     module = sys.modules["__main__"].__spec__.name
@@ -45,7 +45,7 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
         sys.exit(0)
     if result.status not in ("skipped", "failed") and not args.no_check:
-        apply_verdict(result, reference_losses(cfg, make_problem(cfg)))
+        apply_verdict(result, noise.measure(cfg, make_problem(cfg)))
     print(summary_line(result))
     if args.json:
         args.json.write_text(result.to_json())

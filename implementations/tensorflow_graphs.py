@@ -70,9 +70,13 @@ def graph_variables(problem, lr):
     w1, w2, init_feed = _variables(problem)
     loss = forward_loss(x, y, w1, w2)
     grad_w1, grad_w2 = tf.gradients(loss, [w1, w2])
-    # Fetching `updates` with the loss is what makes a step train; fetch the loss alone and
-    # the graph computes it and changes nothing (the lecture's classic bug).
-    updates = tf.group(w1.assign(w1 - lr * grad_w1), w2.assign(w2 - lr * grad_w2))
+    # The assigns must wait for the whole backward pass: nothing else orders them after the
+    # matmul that reads w2 for grad_w1, and with TF1's reference variables w2.assign can run
+    # first, so that grad_w1 uses the new w2 (the lecture's script races so; a test forces it).
+    with tf.control_dependencies([loss, grad_w1, grad_w2]):
+        # Fetching `updates` with the loss is what makes a step train; fetch the loss alone and
+        # the graph computes it and changes nothing (the lecture's classic bug).
+        updates = tf.group(w1.assign(w1 - lr * grad_w1), w2.assign(w2 - lr * grad_w2))
     return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, updates=updates, init_feed=init_feed)
 
 

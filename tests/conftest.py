@@ -48,15 +48,15 @@ def cli():
 
 @pytest.fixture(scope="session")
 def references():
-    """reference_losses(cfg), computed once per configuration for the whole session."""
+    """The reference run of cfg and its rounding noise (common.noise.measure), once per configuration."""
     from common.problem import make_problem
-    from common.reference import reference_losses
+    from common import noise
 
     cache = {}
 
     def get(cfg: RunConfig) -> list[float]:
         if cfg not in cache:
-            cache[cfg] = reference_losses(cfg, make_problem(cfg))
+            cache[cfg] = noise.measure(cfg, make_problem(cfg))
         return cache[cfg]
 
     return get

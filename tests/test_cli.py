@@ -75,5 +75,6 @@ def test_implementation_runs_alone_and_writes_its_result(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["framework"] == "numpy" and data["variant"] == REGISTRY["numpy"].variants[0]
-    assert data["status"] == "ok" and data["max_rel_err"] == 0.0 and len(data["losses"]) == 20
+    assert data["status"] == "ok" and data["x_noise"] == 0.0 and data["weights_x_noise"] == 0.0
+    assert len(data["losses"]) == 20
     assert "numpy/manual/cpu/float64: ok" in proc.stdout

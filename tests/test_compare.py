@@ -15,7 +15,7 @@ from tests.conftest import ROOT, small_config
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2", "--rounds", "1")
 RUN_KEYS = {"framework", "variant", "device", "dtype", "losses", "step_times_s", "setup_s", "status",
-            "max_rel_err", "error"}
+            "max_rel_err", "x_noise", "weights_x_noise", "error"}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -36,10 +36,11 @@ def test_compare_end_to_end_writes_results_json(cli, tmp_path, dtype):
             continue
         assert run["status"] == "ok" and run["dtype"] == dtype and run["device"] == "cpu"
         assert len(run["losses"]) == len(run["step_times_s"]) == 30
-        assert run["max_rel_err"] <= doc["tolerance"][dtype] and run["setup_s"] > 0
+        factor = doc["equivalence"]["factor"][dtype]
+        assert run["x_noise"] <= factor and run["weights_x_noise"] <= factor and run["setup_s"] > 0
         assert RunResult.from_dict(run).losses == run["losses"]
     assert "verdict: all" in proc.stdout
-    for column in ("final loss", "max rel err", "match", "setup s", "median ms (IQR)", "steps/s", "x fastest"):
+    for column in ("final loss", "x noise", "w x noise", "match", "setup s", "median ms (IQR)", "steps/s", "x fastest"):
         assert column in proc.stdout
     assert "] 3/4 done, running torch/module/cpu/" in proc.stderr  # progress: the bar and the current run
 

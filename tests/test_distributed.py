@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError
-from common.equivalence import TOLERANCE
+from common.equivalence import FACTOR
 from common.launch import run_one
 from common.runner import apply_verdict
 from implementations import REGISTRY, Distributed, Implementation
@@ -32,7 +32,7 @@ def test_engine_on_loopback_workers_matches_the_reference_in_float64(framework, 
     impl = _engine(framework)
     result = apply_verdict(run_one(impl, impl.distributed.variant, cfg, timeout_s=300), references(cfg))
     assert result.status == "ok", result.error
-    assert result.max_rel_err <= TOLERANCE["float64"]
+    assert result.x_noise <= FACTOR["float64"] and result.weights_x_noise <= FACTOR["float64"]
     assert len(result.losses) == cfg.steps and result.losses[-1] < result.losses[0]
     assert result.world_size == workers and result.threads == cfg.threads  # rank 0's report, for all
     assert result.comm_s > 0

@@ -47,12 +47,13 @@ def test_peak_measurement_is_a_rate():
 
 def run(status="ok", losses=(3.0, 2.0), times=(9.0, 1.0, 2.0, 3.0), setup=1.0, err=1e-8):
     return RunResult("torch", "autograd", "cpu", "float32", config={"warmup": 1}, losses=list(losses),
-                     step_times_s=list(times), setup_s=setup, status=status, max_rel_err=err, worst_step=2)
+                     step_times_s=list(times), setup_s=setup, status=status, max_rel_err=err, x_noise=err * 1e8,
+                     worst_step=2)
 
 
 def test_rounds_merge_to_the_worst_verdict_and_pool_every_rounds_steps():
     merged = merge_rounds([run(times=(9, 9, 1, 2)), run(times=(9, 9, 3, 4), setup=3.0, err=2e-8), run(setup=2.0)])
-    assert merged.status == "ok" and merged.max_rel_err == 2e-8 and merged.setup_s == 2.0
+    assert merged.status == "ok" and merged.max_rel_err == 2e-8 and merged.x_noise == 2.0 and merged.setup_s == 2.0
     assert len(merged.round_step_times_s) == 3
     stats = step_stats(merged.step_times_s, 1, merged.round_step_times_s)
     assert stats.n == 6 and sorted([1, 2, 3, 4, 2, 3])[2:4] == [2, 3] and stats.median_s == 2.5

