@@ -44,6 +44,12 @@ SIZES = {
 }
 
 
+def record(rows: list[dict], **fields) -> None:
+    """One run's figures, kept and printed as they come (a long campaign shows its progress)."""
+    rows.append(fields)
+    print(json.dumps(fields), flush=True)
+
+
 def in_process(frameworks: list[str]) -> list:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     chosen = []
@@ -71,10 +77,9 @@ def correct_runs(frameworks: list[str], seeds: list[int], dtypes: list[str]) -> 
                         if result.status == "skipped":
                             continue
                         apply_verdict(result, reference)
-                        rows.append(dict(framework=impl.name, variant=variant, dtype=dtype, size=size, seed=seed,
-                                         status=result.status, x_noise=result.x_noise, step=result.worst_step,
-                                         weights_x_noise=result.weights_x_noise, noise_cost_s=reference.cost_s))
-                        print(json.dumps(rows[-1]), flush=True)
+                        record(rows, framework=impl.name, variant=variant, dtype=dtype, size=size, seed=seed,
+                               status=result.status, x_noise=result.x_noise, step=result.worst_step,
+                               weights_x_noise=result.weights_x_noise, noise_cost_s=reference.cost_s)
     return rows
 
 
@@ -87,11 +92,9 @@ def data_parallel_runs(seeds: list[int], dtypes: list[str]) -> list[dict]:
                                 "--dtype", dtype, "--seed", str(seed), "--rounds", "1", "--out", out],
                                cwd=ROOT, capture_output=True, text=True, timeout=1800)
                 for run in json.loads((Path(out) / "results.json").read_text())["runs"]:
-                    rows.append(dict(framework=run["framework"], variant=f"{run['variant']} x{run['world_size']}",
-                                     dtype=dtype, size="lecture, 2 workers", seed=seed, status=run["status"],
-                                     x_noise=run["x_noise"], step=run["worst_step"],
-                                     weights_x_noise=run["weights_x_noise"]))
-                    print(json.dumps(rows[-1]), flush=True)
+                    record(rows, framework=run["framework"], variant=f"{run['variant']} x{run['world_size']}",
+                           dtype=dtype, size="lecture, 2 workers", seed=seed, status=run["status"],
+                           x_noise=run["x_noise"], step=run["worst_step"], weights_x_noise=run["weights_x_noise"])
     return rows
 
 

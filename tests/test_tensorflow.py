@@ -98,18 +98,19 @@ def test_assigns_wait_for_the_backward_pass_and_a_racy_order_is_a_mismatch():
     cfg = small_config(dtype="float64")
     problem = make_problem(cfg)
     parts = tfg.open_session(cfg, problem, "variables", "/CPU:0")
-    assigns = [op for op in parts.graph.get_operations() if op.type in ("AssignVariableOp", "Assign")]
-    gradient_ops = {op.name for op in parts.graph.get_operations() if op.name.startswith("gradients")}
-    for assign in assigns:  # each assign (through its value) depends on a control edge to the gradients
-        inputs = {i.op.name for i in assign.inputs} | {c.name for c in assign.control_inputs}
-        ancestors = set()
-        todo = [parts.graph.get_operation_by_name(name) for name in inputs]
+    step = parts.updates.control_inputs  # the group: the two assigns, and what they must wait for
+    assigns = [op for op in step if op.type.startswith("Assign")]
+    awaited = {op.name for op in step if not op.type.startswith("Assign")}  # the loss and both gradients
+    assert len(assigns) == 2 and len(awaited) == 3
+    for assign in assigns:
+        ancestors, todo = set(), [assign]
         while todo:
             op = todo.pop()
-            if op.name not in ancestors:
-                ancestors.add(op.name)
-                todo += [i.op for i in op.inputs] + list(op.control_inputs)
-        assert gradient_ops & ancestors
+            for parent in [i.op for i in op.inputs] + list(op.control_inputs):
+                if parent.name not in ancestors:
+                    ancestors.add(parent.name)
+                    todo.append(parent)
+        assert awaited <= ancestors, (assign.name, awaited - ancestors)
     parts.session.close()
 
     graph = tf.Graph()
