@@ -62,8 +62,10 @@ def test_a_change_at_the_last_step_only_shows_in_the_weights(lecture):
     assert verdict.status == "mismatch" and "final weights" in verdict.error
 
 
+# torch's compile is module's math recompiled (~15 s cold per dtype): it is held to the same check
+# at the lecture's size in tests/test_determinism.py (30 steps) and per variant on a small config.
 IN_PROCESS = [(name, variant) for name in ("numpy", "torch", "tensorflow", "onnx", "keras-tensorflow")
-              for variant in REGISTRY[name].variants]
+              for variant in REGISTRY[name].variants if variant != "compile"]
 
 
 @pytest.mark.parametrize("name, variant", IN_PROCESS, ids=[f"{n}/{v}" for n, v in IN_PROCESS])
