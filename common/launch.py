@@ -40,8 +40,7 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **{name: str(cfg.worker_threads) for name in THREAD_ENV}, **extra}
 
 
-def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
-            extra_args: tuple[str, ...] = ()) -> RunResult:
+def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None) -> RunResult:
     """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
     them for a data-parallel engine; any way it can fail becomes a row with the reason."""
     missing = impl.missing()
@@ -53,13 +52,11 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float,
     module = impl.distributed.module if distributed else impl.module
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        # The trained weights come back in a file for the verdict (results.json keeps only their error).
-        weights = Path(extra_args[extra_args.index("--save-weights") + 1]) if "--save-weights" in extra_args \
-            else Path(tmp) / "weights.npz"
+        # The trained weights come back in a file for the verdict (results.json keeps only their error),
+        # kept at `save_weights` when the caller wants them (deploy).
+        weights = save_weights or Path(tmp) / "weights.npz"
         # --no-check: the parent judges every run against its one reference; the child need not.
-        args = [module, "--variant", variant, *config_flags(cfg), "--no-check", *extra_args]
-        if "--save-weights" not in extra_args:
-            args += ["--save-weights", str(weights)]
+        args = [module, "--variant", variant, *config_flags(cfg), "--no-check", "--save-weights", str(weights)]
         if distributed:
             returncode, stderr = run_group(*data_parallel_launch(impl.distributed.launcher, args, out, cfg, env),
                                            timeout_s)

@@ -96,9 +96,13 @@ def format_table(rows: list[Figures]) -> str:
 
 def markdown_table(rows: list[Figures]) -> str:
     columns, *flags = _columns(rows)
-    body = [_table_row(f, *flags) for f in rows]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body])
+    return markdown([list(columns)] + [_table_row(f, *flags) for f in rows])
+
+
+def markdown(rows: list[list[str]]) -> str:
+    """A header row and body rows as a Markdown table (a "|" inside a cell becomes "/")."""
+    lines = ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines[:1] + ["|" + "---|" * len(rows[0])] + lines[1:])
 
 
 def feed_lines(rows: list[Figures]) -> list[str]:

@@ -6,6 +6,7 @@ import dataclasses
 
 from common.config import RunConfig
 from common.figures import Figures
+from common.report import markdown
 
 # (N, D_in, H, D_out): from the lecture's size to sizes where matmuls dominate every step.
 LADDER = (
@@ -91,12 +92,11 @@ def summary(points: list[Figures]) -> list[str]:
 
 def sweep_markdown(points: list[Figures]) -> str:
     """Runs down, sizes across: each cell the median step and, in brackets, its x floor."""
-    sizes = sorted({f.flops_per_step for f in points if f.flops_per_step}, key=int)
+    sizes = sorted({f.flops_per_step for f in points if f.flops_per_step})
     label = {f.flops_per_step: size_label(f) for f in points}
     runs = list(dict.fromkeys(f"{f.framework}/{f.label}/{f.device}" for f in points))
     cell = {(f"{f.framework}/{f.label}/{f.device}", f.flops_per_step): f for f in points}
-    lines = ["| run | " + " | ".join(label[s] for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|",
-             "| GFLOP/step | " + " | ".join(f"{s / 1e9:.3f}" for s in sizes) + " |"]
+    rows = [["run"] + [label[s] for s in sizes], ["GFLOP/step"] + [f"{s / 1e9:.3f}" for s in sizes]]
     for run in runs:
         cells = []
         for s in sizes:
@@ -106,5 +106,5 @@ def sweep_markdown(points: list[Figures]) -> str:
                 continue
             floor = f" ({f.x_floor:.1f}x)" if f.x_floor else ""
             cells.append(f"{f.median_s * 1e3:.3g} ms{floor}")
-        lines.append(f"| {run} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([run] + cells)
+    return markdown(rows)

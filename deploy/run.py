@@ -12,7 +12,7 @@ from pathlib import Path
 from common.config import RunConfig
 from common.launch import child_env, config_flags, run_captured, run_one
 from common.problem import make_serving_batch
-from common.report import aligned, write_json_atomic
+from common.report import aligned, markdown, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
 from deploy import node
@@ -41,7 +41,7 @@ class DeployReport:
         return 0 if self.rows and not self.failed and not self.mismatched else 1
 
 
-def format_deploy_table(rows: list[DeployRow], markdown: bool = False) -> str:
+def format_deploy_table(rows: list[DeployRow], as_markdown: bool = False) -> str:
     """The inference table: one row per (model, runtime, batch)."""
     body = [list(DEPLOY_COLUMNS)]
     for r in rows:
@@ -49,13 +49,10 @@ def format_deploy_table(rows: list[DeployRow], markdown: bool = False) -> str:
         body.append([r.model, r.runtime, str(r.batch), r.dtype, f"{r.median_s * 1e6:.1f} ({r.iqr_s * 1e6:.1f})",
                      f"{r.batch / r.median_s:,.0f}", "(source)" if err is None else f"{err:.1e}",
                      "" if err is None else ("yes" if err <= DEPLOY_TOLERANCE[r.dtype] else "NO")])
-    if markdown:
-        return "\n".join(["| " + " | ".join(body[0]) + " |", "|" + "---|" * len(body[0])]
-                         + ["| " + " | ".join(row) + " |" for row in body[1:]])
-    return "\n".join(aligned(body))
+    return markdown(body) if as_markdown else "\n".join(aligned(body))
 
 
-def reprint(path: Path, markdown: bool = False) -> int:
+def reprint(path: Path, as_markdown: bool = False) -> int:
     """compare.py --report-from DIR/deploy.json: the table and notes of an earlier --deploy."""
     try:
         doc = json.loads(Path(path).read_text())
@@ -64,7 +61,7 @@ def reprint(path: Path, markdown: bool = False) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"python compare.py: error: --report-from {path}: not a readable deploy.json ({exc})", file=sys.stderr)
         return 2
-    print(format_deploy_table(found.rows, markdown))
+    print(format_deploy_table(found.rows, as_markdown))
     _print_notes(found)
     return found.exit_status
 
@@ -85,7 +82,7 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
         model_dir.mkdir(parents=True, exist_ok=True)
         weights = model_dir / "weights.npz"
         print(f"training {impl.name}/{variant} for the weights to deploy ...", file=sys.stderr, flush=True)
-        trained = apply_verdict(run_one(impl, variant, cfg, timeout_s, ("--save-weights", str(weights))), reference)
+        trained = apply_verdict(run_one(impl, variant, cfg, timeout_s, save_weights=weights), reference)
         if trained.status != "ok":
             print(f"deploy: training with {trained.name} did not give weights to deploy: {trained.status} "
                   f"({trained.error})")
