@@ -22,7 +22,7 @@ from common.problem import make_problem
 from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, results_document,
                            scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds, run_label
-from common.roofline import measure_peak_gflops
+from common.roofline import measure_peak_gflops, measure_shape_floor, shape_key
 from common.runner import apply_verdict, skipped
 from common.sweep import ladder_configs, summary, sweep_markdown
 from common.timing import timer_overhead_s
@@ -251,10 +251,17 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
 def measure_machine(plan: Plan) -> dict:
     """The yardsticks every table line is read against, measured before any run."""
     cfg = plan.cfg
-    print("measuring the machine's peak matmul rate and the timer's own cost ...", file=sys.stderr, flush=True)
+    print("measuring the machine's peak matmul rate, the step's shape floor and the timer's own cost ...",
+          file=sys.stderr, flush=True)
     return {"peak_gflops": measure_peak_gflops(cfg.dtype, cfg.threads), "peak_dtype": cfg.dtype,
+            "shape_floors": {shape_key(cfg): measure_shape_floor(cfg)},
             "timer_overhead_s": timer_overhead_s(), "rounds": plan.rounds, "warmup_steps": cfg.warmup,
             "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
+
+
+def rows_of(results: list[RunResult], measurement: dict) -> list:
+    """The figures of every run, read against the measured peak and shape floors."""
+    return figures(results, measurement.get("peak_gflops"), measurement.get("shape_floors"))
 
 
 def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
@@ -279,7 +286,7 @@ def run_comparison(plan: Plan, measurement: dict) -> int:
         print(f"\ninterrupted: {len(finished)} run(s) finished" + (f", kept in {plan.out / 'results.json'}"
                                                                     if plan.out else ""), file=sys.stderr)
         if finished:
-            print(format_table(figures(finished, measurement["peak_gflops"])))
+            print(format_table(rows_of(finished, measurement)))
         return 130
     return report(plan, plan.cfg, results, measurement, reference)
 
@@ -293,6 +300,7 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
     reference = None
     for point, point_cfg in enumerate(configs):
         point_reference = reference_for(point_cfg)
+        measurement["shape_floors"][shape_key(point_cfg)] = measure_shape_floor(point_cfg)
         reference = reference or point_reference
         results += run_rounds(runs, point_cfg, plan, point_reference, on_run=saver(plan, measurement, list(results)),
                               done_before=point * len(runs) * plan.rounds, total=total)
@@ -317,7 +325,7 @@ def report_from(plan: Plan) -> int:
     cfg = RunConfig.from_dict(doc["config"])
     measurement = doc.get("measurement") or {}
     if plan.markdown:
-        rows = figures(results, measurement.get("peak_gflops"))
+        rows = rows_of(results, measurement)
         several_sizes = len({r.flops_per_step for r in rows}) > 1
         print(sweep_markdown(rows) if several_sizes else markdown_table(rows))
         return 0 if verdict(results)[0] else 1
@@ -330,7 +338,7 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
     """The one output tail: header, table, verdict and the lines under it, the report files; the exit status.
 
     `fresh`: these runs were made now; an earlier results.json re-read prints no header."""
-    rows = figures(results, measurement.get("peak_gflops"))
+    rows = rows_of(results, measurement)
     several_sizes = len({r.flops_per_step for r in rows}) > 1
     if fresh:
         print(f"\n{header(cfg, measurement)}" + (f"\n{intro}" if intro else "") + "\n")

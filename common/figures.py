@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from common.config import RunConfig
 from common.result import RunResult
-from common.roofline import achieved_gflops, floor_s
+from common.roofline import achieved_gflops, floor_s, shape_key
 from common.timing import step_stats
 
 
@@ -46,6 +46,8 @@ class Figures:
     pct_peak: float | None = None  # gflops as a percentage of the machine's peak matmul rate
     floor_s: float | None = None  # the step's FLOPs at that peak: the compute floor
     x_floor: float | None = None  # median over the floor
+    shape_floor_s: float | None = None  # the step's own matmuls and elementwise passes, NumPy, best of k
+    x_shape_floor: float | None = None  # median over it: what the step spends outside that arithmetic
     data_median_s: float | None = None  # minibatch mode: getting the batch
     compute_median_s: float | None = None  # minibatch mode: the rest of the step
     comm_s: float | None = None  # data-parallel: one step's collectives, timed alone
@@ -80,9 +82,9 @@ class Figures:
         return flat | {name: getattr(self, name) for name in sizes}
 
 
-def figures(results: list[RunResult], peak_gflops: float | None) -> list[Figures]:
-    """Every number the reports show, per run."""
-    rows = [_figures_of(r, peak_gflops) for r in results]
+def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: dict | None = None) -> list[Figures]:
+    """Every number the reports show, per run (shape_floors: measure_shape_floor's by shape_key)."""
+    rows = [_figures_of(r, peak_gflops, shape_floors or {}) for r in results]
     fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
     for row in rows:
         if row.median_s:
@@ -93,7 +95,7 @@ def figures(results: list[RunResult], peak_gflops: float | None) -> list[Figures
     return rows
 
 
-def _figures_of(r: RunResult, peak_gflops: float | None) -> Figures:
+def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> Figures:
     cfg = RunConfig.from_dict(r.config) if r.config else None
     warmup = r.config.get("warmup", 0)
     stats = step_stats(r.step_times_s, warmup, r.round_step_times_s or None)
@@ -119,6 +121,10 @@ def _figures_of(r: RunResult, peak_gflops: float | None) -> Figures:
         f.pct_peak = 100 * f.gflops / peak_gflops
         f.floor_s = floor_s(cfg, peak_gflops)
         f.x_floor = stats.median_s / f.floor_s
+    shape = shape_floors.get(shape_key(cfg)) if cfg else None
+    if shape:
+        f.shape_floor_s = shape["matmul_s"] + shape["elementwise_s"]
+        f.x_shape_floor = stats.median_s / f.shape_floor_s
     return f
 
 

@@ -17,17 +17,19 @@ from common.equivalence import FACTOR, FLOOR_ULPS, WEIGHTS_FLOOR_ULPS
 from common.result import SCHEMA_VERSION, RunResult
 from common.figures import Figures
 from common.noise import Reference
-from common.roofline import floor_s
+from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor")
+           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "x shape floor")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
 CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "batch", "d_in", "hidden", "d_out",
               "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
               "x_one_worker", "scaling_efficiency", "status", "final_loss", "x_noise", "worst_step", "weights_x_noise",
-              "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "error")
+              "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
+              "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor", "error")
 
 
 def _fmt(value, spec: str) -> str:
@@ -41,14 +43,14 @@ def _table_row(f: Figures, feed_columns: bool = False, scaling_columns: bool = F
     extra += [_fmt(f.x_one_worker, ".2f"), _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
               _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f")] if scaling_columns else []
     if f.status in ("skipped", "failed"):
-        return row + ["", "", "", "", f.status] + [""] * (6 + len(extra))
+        return row + ["", "", "", "", f.status] + [""] * (7 + len(extra))
     match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f.status]
     median = "" if f.median_s is None else (
         f"{f.median_s * 1e3:.3f} ({f.iqr_s * 1e3:.3f})" + (" ~" if f.noisy else ""))
     return row + [_fmt(f.final_loss, ".6g"), _error_cell(f), _fmt(f.worst_step, "d"), _fmt(f.weights_x_noise, ".2f"),
                   match, _fmt(f.setup_s, ".3f"), median] + extra + [
                   _fmt(f.steps_per_s, ",.0f"), _fmt(f.x_fastest, ".2f"),
-                  _fmt(f.gflops, ".1f"), _fmt(f.x_floor, ".1f")]
+                  _fmt(f.gflops, ".1f"), _fmt(f.x_floor, ".1f"), _fmt(f.x_shape_floor, ".1f")]
 
 
 def _error_cell(f: Figures) -> str:
@@ -218,7 +220,17 @@ def header(cfg: RunConfig, measurement: dict) -> str:
             f"{cfg.threads} threads; "
             f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
             f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
-            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step")
+            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step{shape_text(cfg, measurement)}")
+
+
+def shape_text(cfg: RunConfig, measurement: dict) -> str:
+    """The shape floor of cfg's size, as the header says it (empty for results without one)."""
+    shape = (measurement.get("shape_floors") or {}).get(shape_key(cfg))
+    if not shape:
+        return ""
+    total = shape["matmul_s"] + shape["elementwise_s"]
+    return (f", shape floor {total * 1e3:.3f} ms/step (this step's five matmuls {shape['matmul_s'] * 1e3:.3f} ms + "
+            f"its elementwise passes {shape['elementwise_s'] * 1e3:.3f} ms, NumPy, best of k)")
 
 
 def timer_line(rows: list[Figures], measurement: dict) -> str:
