@@ -236,7 +236,9 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
                     continue
                 progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
                                       f"round {round_index + 1}/{plan.rounds}")
-                result = apply_verdict(run_one(impl, variant, run_cfg, plan.timeout_s), reference)
+                # the sweep leaves it out: at its large sizes a second pass costs minutes, and shrinks to nothing
+                result = apply_verdict(run_one(impl, variant, run_cfg, plan.timeout_s, harness_cost=not plan.sweep),
+                                       reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1

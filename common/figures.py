@@ -40,6 +40,7 @@ class Figures:
     iqr_s: float | None = None  # its spread ...
     spread: float | None = None  # ... as a share of the median
     noisy: bool = False  # spread above NOISY_SPREAD
+    harness_cost: float | None = None  # the timed steps' mean over the same steps with no per-step clock, - 1
     steps_per_s: float | None = None  # 1 / median
     x_fastest: float | None = None  # median over the fastest median of the same size
     gflops: float | None = None  # the five matmuls' FLOPs / median
@@ -104,7 +105,7 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
                 status=r.status, feed=r.feed, world_size=r.world_size, config=cfg, comm_s=r.comm_s,
                 final_loss=r.losses[-1] if r.losses else None, x_noise=r.x_noise, worst_step=r.worst_step,
                 max_rel_err=r.max_rel_err, weights_x_noise=r.weights_x_noise,
-                setup_s=r.setup_s, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
+                setup_s=r.setup_s, harness_cost=r.harness_cost, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note)
     if not timed:
         return f

@@ -40,9 +40,11 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **{name: str(cfg.worker_threads) for name in THREAD_ENV}, **extra}
 
 
-def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None) -> RunResult:
+def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None,
+            harness_cost: bool = False) -> RunResult:
     """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
-    them for a data-parallel engine; any way it can fail becomes a row with the reason."""
+    them for a data-parallel engine; any way it can fail becomes a row with the reason.
+    `harness_cost`: the child also measures its steps with no per-step clock (not data-parallel)."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
@@ -61,7 +63,8 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
             returncode, stderr = run_group(*data_parallel_launch(impl.distributed.launcher, args, out, cfg, env),
                                            timeout_s)
         else:
-            returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out)], env, timeout_s)
+            returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out),
+                                            *(["--harness-cost"] if harness_cost else [])], env, timeout_s)
         if returncode is None:
             return failed(cfg, impl.framework, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():

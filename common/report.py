@@ -21,15 +21,17 @@ from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "setup s", "median ms (IQR)", "harness %", "steps/s", "x fastest", "GFLOP/s", "x floor",
            "x shape floor")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
+# The harness's per-step clock, callback or loss fetch costing more than this is said under the table.
+HARNESS_COST_NOTE = 0.03
 CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "batch", "d_in", "hidden", "d_out",
               "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
               "x_one_worker", "scaling_efficiency", "status", "final_loss", "x_noise", "worst_step", "weights_x_noise",
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
-              "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor", "error")
+              "harness_cost", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor", "error")
 
 
 def _fmt(value, spec: str) -> str:
@@ -43,12 +45,13 @@ def _table_row(f: Figures, feed_columns: bool = False, scaling_columns: bool = F
     extra += [_fmt(f.x_one_worker, ".2f"), _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
               _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f")] if scaling_columns else []
     if f.status in ("skipped", "failed"):
-        return row + ["", "", "", "", f.status] + [""] * (7 + len(extra))
+        return row + ["", "", "", "", f.status] + [""] * (8 + len(extra))
     match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f.status]
     median = "" if f.median_s is None else (
         f"{f.median_s * 1e3:.3f} ({f.iqr_s * 1e3:.3f})" + (" ~" if f.noisy else ""))
     return row + [_fmt(f.final_loss, ".6g"), _error_cell(f), _fmt(f.worst_step, "d"), _fmt(f.weights_x_noise, ".2f"),
-                  match, _fmt(f.setup_s, ".3f"), median] + extra + [
+                  match, _fmt(f.setup_s, ".3f"), median,
+                  _fmt(f.harness_cost and 100 * f.harness_cost, "+.1f")] + extra + [
                   _fmt(f.steps_per_s, ",.0f"), _fmt(f.x_fastest, ".2f"),
                   _fmt(f.gflops, ".1f"), _fmt(f.x_floor, ".1f"), _fmt(f.x_shape_floor, ".1f")]
 
@@ -67,10 +70,20 @@ def aligned(rows: list[list[str]]) -> list[str]:
     return lines
 
 
+# Why a framework's harness cost is what it is, where the note says more than the figure.
+HARNESS_EXPLAINED: dict[str, str] = {}
+
+
 def table_notes(rows: list[Figures]) -> list[str]:
     notes = [f"{f.name}: {f.error}" for f in rows if f.error]
     # a note is about the implementation: said once for all its feeds
     notes += [f"{f.framework}/{f.variant}: {f.note}" for f in rows if f.note and f.status == "ok"]
+    notes += [f"{f.name}: the harness's per-step measurement costs {f.harness_cost:.1%} of its step (the same steps "
+              "run with no per-step clock, callback or loss fetch)" + HARNESS_EXPLAINED.get(f.framework, "")
+              for f in rows if f.harness_cost is not None and f.harness_cost > HARNESS_COST_NOTE]
+    if any(f.harness_cost is not None for f in rows):
+        notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
+                     "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")
     if any(f.noisy for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
@@ -78,10 +91,10 @@ def table_notes(rows: list[Figures]) -> list[str]:
 
 def _columns(rows: list[Figures]) -> tuple[list[str], bool, bool]:
     """The table's columns: data and compute time (minibatch mode) and scaling (data-parallel)
-    after the step's median."""
+    after the step's median and its harness cost."""
     feed_columns = any(f.feed for f in rows)
     scaling_columns = any(f.comm_s is not None for f in rows)
-    at = COLUMNS.index("median ms (IQR)") + 1
+    at = COLUMNS.index("harness %") + 1
     extra = (FEED_COLUMNS if feed_columns else ()) + (SCALING_COLUMNS if scaling_columns else ())
     return list(COLUMNS[:at] + extra + COLUMNS[at:]), feed_columns, scaling_columns
 

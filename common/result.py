@@ -60,6 +60,11 @@ class RunResult:
     round_data_times_s: list[list[float]] = field(default_factory=list)
     world_size: int = 1  # processes that trained together (data-parallel); rank 0 reports
     comm_s: float | None = None  # data-parallel: median time of one step's collectives, timed alone
+    # The same steps with no per-step clock, callback or loss fetch, total / steps; harness_cost is
+    # the timed steps' mean over it, minus 1 (None: not measured, or the run does every step in one call)
+    bare_step_s: float | None = None
+    harness_cost: float | None = None
+    round_harness_cost: list[float] = field(default_factory=list)
     # The trained (w1, w2), held in memory for the verdict only: never written to results.json.
     final_weights: tuple | None = field(default=None, repr=False, compare=False)
 
@@ -132,6 +137,9 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     merged.round_step_times_s = [r.step_times_s for r in timed]
     merged.round_setup_s = [r.setup_s for r in timed if r.setup_s is not None]
     merged.round_data_times_s = [r.data_times_s for r in timed if r.data_times_s]
+    merged.round_harness_cost = [r.harness_cost for r in timed if r.harness_cost is not None]
+    if merged.round_harness_cost:
+        merged.harness_cost = sorted(merged.round_harness_cost)[len(merged.round_harness_cost) // 2]
     if merged.round_setup_s:
         merged.setup_s = sorted(merged.round_setup_s)[len(merged.round_setup_s) // 2]
     differing = [i + 1 for i, r in enumerate(ran) if r.losses != ran[0].losses]

@@ -19,7 +19,7 @@ from common.equivalence import judge
 from common.noise import Reference
 from common.problem import Problem, make_problem
 from common.result import RunResult
-from common.timing import Trainer, step_stats, time_steps
+from common.timing import Trainer, harness_cost as measure_cost, step_stats, time_steps
 
 Build = Callable[[RunConfig, Problem, str], Trainer]
 
@@ -34,12 +34,14 @@ class Declared(Protocol):
 
 
 def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, problem: Problem | None = None,
-                 save_weights: Path | None = None, artifacts: Path | None = None) -> RunResult | None:
+                 save_weights: Path | None = None, artifacts: Path | None = None,
+                 harness_cost: bool = False) -> RunResult | None:
     """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns.
 
     With `save_weights`, the trained (w1, w2) are written there as .npz (untimed); with
-    `artifacts`, the Trainer's save hook writes what it built into that folder. None for a
-    data-parallel worker that does not report (rank 0 reports for all).
+    `artifacts`, the Trainer's save hook writes what it built into that folder. With
+    `harness_cost`, the same number of steps again with no per-step clock (measure_harness).
+    None for a data-parallel worker that does not report (rank 0 reports for all).
     """
     from threadpoolctl import threadpool_limits
 
@@ -68,10 +70,27 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
                 trainer.save(Path(artifacts))
             elif artifacts is not None:
                 result.note = "; ".join(filter(None, [result.note, "it builds nothing to save but its weights"]))
+            if harness_cost and trainer.reports:
+                measure_harness(result, trainer, cfg)
         finally:
             if trainer.close is not None:
                 trainer.close()
     return result if trainer.reports else None
+
+
+def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig) -> None:
+    """What the per-step measurement costs this run (timing.harness_cost), measured after
+    training: its losses and weights are recorded and judged already."""
+    if len(result.losses) < cfg.steps:
+        return  # stopped early (a non-finite loss): more steps would be noise
+    try:
+        measured = measure_cost(trainer, cfg.steps)
+    except Exception as exc:  # the run itself is measured and judged: keep it, say what failed
+        traceback.print_exc(file=sys.stderr)
+        result.note = "; ".join(filter(None, [result.note, f"harness cost not measured: {type(exc).__name__}: {exc}"]))
+        return
+    if measured is not None:
+        result.bare_step_s, result.harness_cost = measured
 
 
 def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -> None:

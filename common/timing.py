@@ -89,6 +89,9 @@ class Trainer(NamedTuple):
     collectives: Callable[[], float] | None = None  # data-parallel: one step's collectives, timed alone
     reports: bool = True  # False on data-parallel workers other than rank 0, which reports for all
     close: Callable[[], None] | None = None  # releases sessions and process groups once measured
+    # `bare(steps)`: the same steps in one call with no per-step clock, callback or loss fetched (Keras
+    # fit without its callback and metric); step trainers need none, the harness loops over step()
+    bare: Callable[[int], None] | None = None
 
 
 def time_steps(trainer: Trainer, steps: int) -> StepClock:
@@ -117,6 +120,51 @@ def time_steps(trainer: Trainer, steps: int) -> StepClock:
     if close is not None:
         close()
     return clock
+
+
+def run_bare(trainer: Trainer, steps: int) -> None:
+    """`steps` steps with no per-step clock and no loss fetched; the device synced once at the end."""
+    if trainer.bare is not None:
+        trainer.bare(steps)
+    else:
+        step = trainer.step
+        batches = trainer.feed() if trainer.feed is not None else None
+        for _ in range(steps):
+            if batches is None:
+                step()
+            else:
+                step(*next(batches))
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    trainer.sync()
+
+
+def harness_cost(trainer: Trainer, steps: int, pairs: int = 4) -> tuple[float, float] | None:
+    """What the per-step measurement costs: (bare seconds per step, lapped / bare - 1).
+
+    Blocks of steps timed as the harness times them (a lap, a loss fetch, Keras' callback and
+    metric) alternate with blocks of the same steps run bare, in ABBA order after one untimed
+    pair, so that drift (warming caches, a neighbour's load) falls on both alike; each block is
+    timed whole, so its own fixed cost (a fit call's set-up) is paid once by each side. None
+    when every step runs in one call already (nothing per step to leave out).
+    """
+    if trainer.bare is None and trainer.step is None:
+        return None
+    block = max(steps // pairs, 1)
+    clock = time.perf_counter_ns
+    spent = {"lapped": 0, "bare": 0}
+    for pair in range(pairs + 1):
+        order = ("lapped", "bare") if pair % 2 else ("bare", "lapped")
+        for side in order:
+            start_ns = clock()
+            if side == "lapped":
+                time_steps(trainer, block)
+            else:
+                run_bare(trainer, block)
+            if pair:  # the first pair warms the bare path (Keras compiles its plain model there)
+                spent[side] += clock() - start_ns
+    return spent["bare"] * 1e-9 / (pairs * block), spent["lapped"] / spent["bare"] - 1
 
 
 def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:

@@ -60,7 +60,7 @@ class StepLoss(keras.metrics.Metric):
         return keras.ops.convert_to_tensor(self.value)  # a tensor, not the variable (jax insists)
 
 
-def make_model(problem: Problem, lr: float, dtype: str) -> keras.Model:
+def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = True) -> keras.Model:
     d_in, h = problem.w1.shape
     d_out = problem.w2.shape[1]
     model = keras.Sequential([
@@ -71,7 +71,7 @@ def make_model(problem: Problem, lr: float, dtype: str) -> keras.Model:
     model.set_weights([problem.w1, problem.w2])
     loss = SumOfSquares(reduction="sum", dtype=dtype)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=loss,
-                  metrics=[StepLoss(dtype)])
+                  metrics=[StepLoss(dtype)] if step_loss else None)
     return model
 
 
@@ -97,22 +97,34 @@ class ClockCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def build_fit(cfg: RunConfig, model, x, y, batches=None) -> Trainer:
+def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
     """fit over RepeatBatch (the lecture's batch), or over `batches` in minibatch mode: all of
     the run's epochs are one fit epoch, because the shared order already spans them."""
     def run(steps, clock):
         model.fit(RepeatBatch(x, y, steps) if batches is None else batches, epochs=1, verbose=0, shuffle=False,
                   callbacks=[ClockCallback(clock, minibatch=batches is not None)])
 
+    plain = {}
+
+    def bare(steps):
+        """fit as a user would call it: no callback, and a copy of the model compiled without
+        StepLoss (the harness's per-step loss); what the two cost is this row's harness cost."""
+        if not plain:
+            plain["model"] = make_model(problem, cfg.lr, cfg.dtype, step_loss=False)
+        if batches is None:
+            plain["model"].fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False)
+        else:
+            plain["model"].fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
     note = "fit: times are the gaps between fit's batch-end callbacks"
     if batches is not None:
         note += ("; data time is the gap from batch-end to batch-begin" +
                  ("; the TF train function pulls its batch itself, so that counts as compute"
                   if BACKEND == "tensorflow" else ""))
-    return Trainer(run=run, note=note)
+    return Trainer(run=run, bare=bare, note=note)
 
 
-def build_train_on_batch(cfg: RunConfig, model, x, y, batches=None) -> Trainer:
+def build_train_on_batch(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
     def step():
         return model.train_on_batch(x, y, return_dict=True)["step_loss"]
 
@@ -178,10 +190,11 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     with keras_support.device_scope(device):
         model = make_model(problem, cfg.lr, cfg.dtype)
         batches = make_feed(cfg, problem) if cfg.minibatch else None
-    trainer = BUILDERS[variant](cfg, model, np.array(problem.x), np.array(problem.y), batches)
+    trainer = BUILDERS[variant](cfg, model, np.array(problem.x), np.array(problem.y), batches, problem)
     in_device = keras_support.in_device
     return trainer._replace(step=trainer.step and in_device(device, trainer.step),
-                            run=trainer.run and in_device(device, trainer.run), sync=sync,
+                            run=trainer.run and in_device(device, trainer.run),
+                            bare=trainer.bare and in_device(device, trainer.bare), sync=sync,
                             weights=lambda: tuple(model.get_weights()))
 
 

@@ -35,13 +35,17 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     parser.add_argument("--artifacts", metavar="DIR", type=Path,
                         help="write what the run built into DIR: the TensorFlow graph that ran (graph.pbtxt), "
                              "ONNX's init/train/loop nets and predict_net.onnx with the trained weights")
+    parser.add_argument("--harness-cost", action="store_true",
+                        help="after training, run the same steps with no per-step clock or loss fetch and report "
+                             "what the harness's measurement costs")
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
 
-    result = run_guarded(cfg, impl, args.variant, build, save_weights=args.save_weights, artifacts=args.artifacts)
+    result = run_guarded(cfg, impl, args.variant, build, save_weights=args.save_weights, artifacts=args.artifacts,
+                         harness_cost=args.harness_cost)
     if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
         sys.exit(0)
     if result.status not in ("skipped", "failed") and not args.no_check:
