@@ -19,8 +19,8 @@ from common.figures import figures
 from common.launch import THREAD_ENV, run_one
 from common.noise import Reference
 from common.problem import make_problem
-from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, results_document,
-                           scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
+from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, profile_table,
+                           results_document, scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds, run_label
 from common.roofline import measure_peak_gflops, measure_shape_floor, shape_key
 from common.runner import apply_verdict, skipped
@@ -48,6 +48,7 @@ class Plan:
     deploy_from: tuple[Implementation, str] | None = None  # --deploy: the run whose weights are deployed
     report_from: Path | None = None
     markdown: bool = False
+    profile: bool = False  # one extra run each under the framework's profiler, traces in out/traces
 
 
 def parse_args(argv: list[str] | None) -> Plan:
@@ -70,6 +71,10 @@ def parse_args(argv: list[str] | None) -> Plan:
     m = parser.add_argument_group("measurement")
     m.add_argument("--rounds", type=int, default=None,
                    help="times each run is repeated, interleaved across implementations (default 3; 1 with --sweep)")
+    m.add_argument("--profile", action="store_true",
+                   help="after the timed rounds, one extra run of each under its framework's own profiler: "
+                        "--out/traces/<run>/trace.json (ui.perfetto.dev opens them) and a per-step breakdown "
+                        "table (kernels, time inside them, the rest); never part of the timed statistics")
     m.add_argument("--sweep", action="store_true",
                    help="the same comparison over a ladder of sizes, lecture's to compute-bound (see README)")
     m.add_argument("--sweep-steps", type=int, default=30, help="steps per run in the sweep (default 30)")
@@ -107,6 +112,13 @@ def _plan(args) -> Plan:
         raise ConfigError(f"--sweep-steps must be an integer >= 2, got {args.sweep_steps}")
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {args.timeout!r}")
+    if args.profile and (args.sweep or args.deploy or args.workers > 1 or args.report_from):
+        flag = ("--sweep" if args.sweep else "--deploy" if args.deploy else "--workers" if args.workers > 1
+                else "--report-from")
+        raise ConfigError(f"--profile cannot be combined with {flag}: it profiles one size's single-process runs "
+                          "(set the size with --batch/--d-in/--hidden/--d-out)")
+    if args.profile and args.out is None:
+        raise ConfigError("--profile needs --out DIR: the traces are written to DIR/traces")
     if args.markdown and args.report_from is None:
         raise ConfigError("--markdown goes with --report-from: it prints an earlier results.json's table")
     if args.out is not None:
@@ -117,7 +129,7 @@ def _plan(args) -> Plan:
                 representatives=(args.sweep or bool(args.samples)) and args.variants == "all",
                 rounds=rounds, timeout_s=args.timeout, out=args.out, sweep=args.sweep, sweep_steps=args.sweep_steps,
                 deploy_from=_deploy_source(args.deploy_from) if args.deploy else None, report_from=args.report_from,
-                markdown=args.markdown)
+                markdown=args.markdown, profile=args.profile)
 
 
 def _pick(text: str, allowed: list[str], flag: str, aliases: dict[str, list[str]] | None = None) -> list[str]:
@@ -250,6 +262,25 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
     return finished()
 
 
+def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
+    """--profile: one more run of each that ran, under its framework's profiler; its breakdown
+    joins that run's row, its trace lies in out/traces/<run>/ (the profiled times go nowhere else)."""
+    for i, (run, result) in enumerate(zip(runs, results)):
+        if result.status in ("skipped", "failed"):
+            continue
+        slug = result.name.replace("/", "-").replace(" ", "")
+        progress(i, len(runs), f"{result.name} under its profiler")
+        run_cfg = dataclasses.replace(plan.cfg, device=run.device, feed=run.feed or plan.cfg.feed, profile=True)
+        profiled = run_one(run.impl, run.variant, run_cfg, plan.timeout_s, profile=plan.out / "traces" / slug)
+        if profiled.profile:
+            result.profile = {**profiled.profile, "trace": f"traces/{slug}/trace.json"}
+            print(" ok", file=sys.stderr, flush=True)
+        else:
+            note = f"not profiled: {profiled.error or 'no breakdown came back'}"
+            result.note = "; ".join(filter(None, [result.note, note]))
+            print(f" {profiled.status}", file=sys.stderr, flush=True)
+
+
 def measure_machine(plan: Plan) -> dict:
     """The yardsticks every table line is read against, measured before any run."""
     cfg = plan.cfg
@@ -290,6 +321,8 @@ def run_comparison(plan: Plan, measurement: dict) -> int:
         if finished:
             print(format_table(rows_of(finished, measurement)))
         return 130
+    if plan.profile:
+        profile_runs(runs, results, plan)
     return report(plan, plan.cfg, results, measurement, reference)
 
 
@@ -345,6 +378,9 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
     if fresh:
         print(f"\n{header(cfg, measurement)}" + (f"\n{intro}" if intro else "") + "\n")
     print(format_table(rows))
+    if any(f.profile for f in rows):
+        print(f"\nwhere the time goes, per step (one extra profiled run each; traces in {plan.out or '--out'}/traces):\n"
+              + profile_table(rows))
     matched, line = verdict(results)
     lines = [line] + ([timer_line(rows, measurement)] if measurement else [])
     lines += feed_lines(rows) + scaling_lines(rows) + (summary(rows) if several_sizes else [])

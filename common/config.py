@@ -65,6 +65,9 @@ class RunConfig:
     # Data-parallel processes (distributed engines only): each takes N/workers rows of every
     # batch and `threads` are shared out among them, so every run uses the same cores.
     workers: int = 1
+    # A profiled run (--profile): the framework's profiler set up where it must be chosen at
+    # build time (ONNX Runtime's sessions); such a run's times never enter the statistics.
+    profile: bool = False
 
     def __post_init__(self):
         # In minibatch mode the step count follows from the data; one source of truth.

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from common.config import RunConfig
+from common.profiling import Breakdown
 from common.result import RunResult
 from common.roofline import achieved_gflops, floor_s, shape_key
 from common.timing import step_stats
@@ -55,6 +56,7 @@ class Figures:
     comm_share: float | None = None  # comm_s over the median
     x_one_worker: float | None = None  # median over the same engine's on one worker
     scaling_efficiency: float | None = None  # T1 / (W x TW): 1 is W times faster
+    profile: Breakdown | None = None  # --profile: the extra profiled run's per-step breakdown
     error: str | None = None  # why it was skipped or failed, or what did not match
     note: str | None = None  # how to read its times, when that differs from the others
 
@@ -78,9 +80,14 @@ class Figures:
 
     def as_dict(self) -> dict:
         """Every figure by name, the sizes included (the CSV's row)."""
-        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("config", "profile")}
         sizes = ("batch", "d_in", "hidden", "d_out", "samples", "epochs", "flops_per_step")
-        return flat | {name: getattr(self, name) for name in sizes}
+        b = self.profile
+        profiled = {} if b is None else {
+            "profile_step_ms": b.step_ms, "profile_kernels": b.ops, "profile_kernel_ms": b.kernel_ms,
+            "profile_overhead_ms": b.overhead_ms, "profile_top": "; ".join(f"{n} {ms:.4f}" for n, ms in b.top),
+            "profile_trace": b.trace}
+        return flat | {name: getattr(self, name) for name in sizes} | profiled
 
 
 def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: dict | None = None) -> list[Figures]:
@@ -106,7 +113,8 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
                 final_loss=r.losses[-1] if r.losses else None, x_noise=r.x_noise, worst_step=r.worst_step,
                 max_rel_err=r.max_rel_err, weights_x_noise=r.weights_x_noise,
                 setup_s=r.setup_s, harness_cost=r.harness_cost, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
-                timed_steps=stats.n if stats else 0, error=r.error, note=r.note)
+                timed_steps=stats.n if stats else 0, error=r.error, note=r.note,
+                profile=Breakdown.from_dict(r.profile) if r.profile else None)
     if not timed:
         return f
     f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy

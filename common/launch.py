@@ -30,6 +30,8 @@ def config_flags(cfg: RunConfig) -> list[str]:
     for name, value in cfg.to_dict().items():
         if name == "steps" and cfg.minibatch:
             continue  # derived from samples and epochs; the child refuses it alongside --samples
+        if name == "profile":
+            continue  # the child's --profile DIR says it, with where the trace goes
         flags += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
     return flags
 
@@ -41,10 +43,11 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None,
-            harness_cost: bool = False) -> RunResult:
+            harness_cost: bool = False, profile: Path | None = None) -> RunResult:
     """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
     them for a data-parallel engine; any way it can fail becomes a row with the reason.
-    `harness_cost`: the child also measures its steps with no per-step clock (not data-parallel)."""
+    `harness_cost`: the child also measures its steps with no per-step clock (not data-parallel);
+    `profile`: the child runs under the framework's profiler and writes its trace into that folder."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
@@ -64,7 +67,8 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
                                            timeout_s)
         else:
             returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out),
-                                            *(["--harness-cost"] if harness_cost else [])], env, timeout_s)
+                                            *(["--harness-cost"] if harness_cost else []),
+                                            *(["--profile", str(profile)] if profile else [])], env, timeout_s)
         if returncode is None:
             return failed(cfg, impl.framework, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():

@@ -31,7 +31,9 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
               "x_one_worker", "scaling_efficiency", "status", "final_loss", "x_noise", "worst_step", "weights_x_noise",
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
-              "harness_cost", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor", "error")
+              "harness_cost", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
+              "profile_step_ms", "profile_kernels", "profile_kernel_ms", "profile_overhead_ms", "profile_top",
+              "profile_trace", "error")
 
 
 def _fmt(value, spec: str) -> str:
@@ -118,6 +120,23 @@ def markdown(rows: list[list[str]]) -> str:
     """A header row and body rows as a Markdown table (a "|" inside a cell becomes "/")."""
     lines = ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines[:1] + ["|" + "---|" * len(rows[0])] + lines[1:])
+
+
+PROFILE_INTRO = ("One extra run of each, under the framework's own profiler (never in the table above: profilers "
+                 "perturb), per step: kernels executed, time inside them (their union), and the rest of the step as "
+                 "the harness timed it under the profiler: framework, Python and dispatch overhead. Traces: "
+                 "traces/<run>/trace.json, which ui.perfetto.dev and chrome://tracing open.")
+
+
+def profile_rows(rows: list[Figures]) -> list[list[str]]:
+    """The breakdown table's rows (header first) for the runs that were profiled."""
+    from common.profiling import table_rows
+
+    return table_rows(rows)
+
+
+def profile_table(rows: list[Figures]) -> str:
+    return "\n".join(aligned(profile_rows(rows)))
 
 
 def feed_lines(rows: list[Figures]) -> list[str]:
@@ -291,5 +310,7 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
           f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
           f"Python {machine['python']}\n", markdown_table(rows), ""]
     md += [f"- {line}" for line in lines + table_notes(rows)]
+    if any(f.profile for f in rows):
+        md += ["", "## Where the time goes", "", PROFILE_INTRO, "", markdown(profile_rows(rows))]
     md += [""] + [f"![{name}]({name})\n" for name in images]
     (out / "report.md").write_text("\n".join(md))

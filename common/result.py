@@ -65,6 +65,8 @@ class RunResult:
     bare_step_s: float | None = None
     harness_cost: float | None = None
     round_harness_cost: list[float] = field(default_factory=list)
+    # --profile: the extra profiled run's per-step breakdown (common.profiling.Breakdown as a dict)
+    profile: dict | None = None
     # The trained (w1, w2), held in memory for the verdict only: never written to results.json.
     final_weights: tuple | None = field(default=None, repr=False, compare=False)
 

@@ -35,13 +35,13 @@ class Declared(Protocol):
 
 def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, problem: Problem | None = None,
                  save_weights: Path | None = None, artifacts: Path | None = None,
-                 harness_cost: bool = False) -> RunResult | None:
+                 harness_cost: bool = False, profile: Path | None = None) -> RunResult | None:
     """Time build() (setup) and cfg.steps SGD steps of the Trainer it returns.
 
     With `save_weights`, the trained (w1, w2) are written there as .npz (untimed); with
     `artifacts`, the Trainer's save hook writes what it built into that folder. With
     `harness_cost`, the same number of steps again with no per-step clock (measure_harness).
-    None for a data-parallel worker that does not report (rank 0 reports for all).
+    With `profile` (a folder), the run is a profiled one instead (profiled_run). None for a data-parallel worker that does not report (rank 0 reports for all).
     """
     from threadpoolctl import threadpool_limits
 
@@ -54,6 +54,8 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
         trainer = build(cfg, problem, variant)
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
         try:
+            if profile is not None:
+                return profiled_run(cfg, impl, variant, trainer, Path(profile))
             clock = time_steps(trainer, cfg.steps)
             result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=trainer.note)
             result.losses, result.step_times_s, result.data_times_s = clock.losses, clock.times_s, clock.data_times_s
@@ -76,6 +78,34 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
             if trainer.close is not None:
                 trainer.close()
     return result if trainer.reports else None
+
+
+def profiled_run(cfg: RunConfig, impl: Declared, variant: str, trainer: Trainer, folder: Path) -> RunResult:
+    """Step 1 and the warm-up unprofiled, then up to PROFILE_STEPS steps under the framework's
+    profiler (Trainer.profile), which writes folder/trace.json; the result carries the breakdown."""
+    from common.profiling import PROFILE_STEPS, TRACE, breakdown
+
+    if trainer.profile is None:
+        raise NotImplementedError(f"{impl.name}/{variant} has no profiler wired")
+    folder.mkdir(parents=True, exist_ok=True)
+    time_steps(trainer, min(1 + cfg.warmup, cfg.steps))
+    with trainer.profile(folder):
+        clock = time_steps(trainer, min(PROFILE_STEPS, cfg.steps))
+    result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=trainer.note)
+    result.losses, result.step_times_s = clock.losses, clock.times_s
+    steps = len(clock.times_s)
+    result.profile = breakdown(folder / TRACE, steps, sum(clock.times_s) / steps).to_dict()
+    return result
+
+
+def profile_line(result: RunResult) -> str:
+    """A profiled run's breakdown in one line."""
+    from common.profiling import Breakdown
+
+    b = Breakdown.from_dict(result.profile)
+    top = ", ".join(f"{name} {ms:.3f} ms" for name, ms in b.top)
+    return (f"profile ({b.profiler}, {b.steps} steps): {b.step_ms:.3f} ms/step under the profiler, {b.ops:.1f} kernels "
+            f"taking {b.kernel_ms:.3f} ms, overhead {b.overhead_ms:.3f} ms ({b.overhead_share:.0%}); top: {top}")
 
 
 def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig) -> None:

@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, ContextManager, Iterator, NamedTuple
 
 # IQR/median above this and the median is not a number to quote without a caveat.
 NOISY_SPREAD = 0.10
@@ -92,6 +92,9 @@ class Trainer(NamedTuple):
     # `bare(steps)`: the same steps in one call with no per-step clock, callback or loss fetched (Keras
     # fit without its callback and metric); step trainers need none, the harness loops over step()
     bare: Callable[[int], None] | None = None
+    # `profile(folder)`: a context manager that runs what it wraps under the framework's own
+    # profiler and writes folder/trace.json (common.profiling's format)
+    profile: Callable[[Path], ContextManager[None]] | None = None
 
 
 def time_steps(trainer: Trainer, steps: int) -> StepClock:

@@ -195,6 +195,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     return trainer._replace(step=trainer.step and in_device(device, trainer.step),
                             run=trainer.run and in_device(device, trainer.run),
                             bare=trainer.bare and in_device(device, trainer.bare), sync=sync,
+                            profile=keras_support.profiler(device),
                             weights=lambda: tuple(model.get_weights()))
 
 

@@ -6,6 +6,7 @@ The backend's own family helper (torch_support, tf_support) does the work where 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import keras
 
@@ -85,3 +86,31 @@ def in_device(device: str, fn):
             return fn(*args)
 
     return wrapped
+
+
+def profiler(device: str):
+    """Trainer.profile for Keras: the backend's own profiler (torch.profiler, tf.profiler, jax.profiler)."""
+    if BACKEND == "torch":
+        import torch
+
+        from implementations import torch_support
+
+        return torch_support.profiler(torch.device("cuda" if device.startswith("gpu") else "cpu"))
+    if BACKEND == "tensorflow":
+        from implementations import tf_support
+
+        return tf_support.profile
+    return jax_profile
+
+
+@contextlib.contextmanager
+def jax_profile(folder: Path):
+    """jax.profiler over what it wraps; its XSpace (kept under xplane/) converted to trace.json."""
+    import jax
+
+    from common.profiling import TRACE, read_xspace, write_trace, xspace_events
+
+    logdir = folder / "xplane"
+    with jax.profiler.trace(str(logdir)):
+        yield
+    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "jax.profiler")

@@ -278,8 +278,10 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     init_path, net_path = write_models(cfg, problem, variant, model_dir)
     # As with Caffe2: run init_net once to get the parameters, then the training net from file.
     w1, w2 = onnx_support.load_session(init_path, cfg).run(["w1", "w2"], {})
-    session = onnx_support.load_session(net_path, cfg)
+    session = onnx_support.load_session(net_path, cfg, profiled=cfg.profile)
     trainer = BUILDERS[variant](cfg, problem, session, w1, w2)
+    if cfg.profile:
+        trainer = trainer._replace(profile=onnx_support.profiler(session))
     if cfg.minibatch:
         trainer = trainer._replace(feed=make_feed(cfg, problem, model_dir))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +54,32 @@ def providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider"]
 
 
-def load_session(path: Path, cfg: RunConfig) -> ort.InferenceSession:
-    """A session on the model file at `path`, as Caffe2 ran its nets from files."""
-    return ort.InferenceSession(str(path), session_options(cfg.threads), providers=providers(cfg.device))
+def load_session(path: Path, cfg: RunConfig, profiled: bool = False) -> ort.InferenceSession:
+    """A session on the model file at `path`, as Caffe2 ran its nets from files. `profiled`:
+    ORT's profiler records from the session's creation on (it cannot be switched on later)."""
+    options = session_options(cfg.threads)
+    if profiled:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(path.with_suffix(""))
+    return ort.InferenceSession(str(path), options, providers=providers(cfg.device))
+
+
+def profiler(session: ort.InferenceSession):
+    """Trainer.profile for a session made with profiled=True: ORT's own Chrome trace, cut to the
+    events from the moment the context is entered (step 1 and the warm-up ran before)."""
+    from common.profiling import TRACE, tag_trace
+
+    @contextlib.contextmanager
+    def profile(folder: Path):
+        # ORT's event times are microseconds from the profiler's start, which it gives in ns since
+        # the epoch (its docstring's "comparable to time.monotonic_ns()" does not hold on Linux)
+        since_us = (time.time_ns() - session.get_profiling_start_time_ns()) / 1e3
+        yield
+        written = Path(session.end_profiling())
+        shutil.move(written, folder / TRACE)
+        tag_trace(folder / TRACE, "onnxruntime", keep=lambda events: [e for e in events if e.get("ts", 0) >= since_us])
+
+    return profile
 
 
 def ort_device(cfg: RunConfig) -> str:

@@ -94,6 +94,11 @@ def build_module(cfg: RunConfig, x, y, w1, w2, compiled: bool = False) -> Traine
     def forward_loss(x, y):
         return loss_fn(model(x), y)
 
+    if compiled and cfg.profile:
+        # Inductor's fused C++ kernels are invisible to the profiler unless compiled to say so
+        from torch._inductor import config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True
     if compiled:
         # Dynamo traces forward + loss into one graph; AOTAutograd derives and compiles its
         # backward too. Compilation happens on the first call, which the harness counts as setup.
@@ -167,9 +172,11 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
     if cfg.minibatch:  # every step gets its batch from the feed
         trainer = BUILDERS[variant](cfg, None, None, w1, w2)
-        return trainer._replace(sync=torch_support.sync(device), feed=make_feed(cfg, problem, device))
+        return trainer._replace(sync=torch_support.sync(device), feed=make_feed(cfg, problem, device),
+                                profile=torch_support.profiler(device))
     x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
-    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(sync=torch_support.sync(device))
+    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(sync=torch_support.sync(device),
+                                                         profile=torch_support.profiler(device))
 
 
 if __name__ == "__main__":

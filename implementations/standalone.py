@@ -6,12 +6,13 @@ support come from the registry, so the command line is the same for every framew
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 from common.config import DEVICES, CliParser, ConfigError, add_config_args, config_from_args
 from common.problem import make_problem
-from common.runner import Build, apply_verdict, run_guarded, summary_line
+from common.runner import Build, apply_verdict, profile_line, run_guarded, summary_line
 from implementations import REGISTRY, Implementation
 
 
@@ -38,19 +39,26 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     parser.add_argument("--harness-cost", action="store_true",
                         help="after training, run the same steps with no per-step clock or loss fetch and report "
                              "what the harness's measurement costs")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="instead of timing, warm up and run up to 50 steps under the framework's own profiler: "
+                             "DIR/trace.json (open it in ui.perfetto.dev) and a per-step breakdown")
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
+    if args.profile is not None:
+        cfg = dataclasses.replace(cfg, profile=True)
 
     result = run_guarded(cfg, impl, args.variant, build, save_weights=args.save_weights, artifacts=args.artifacts,
-                         harness_cost=args.harness_cost)
+                         harness_cost=args.harness_cost, profile=args.profile)
     if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
         sys.exit(0)
-    if result.status not in ("skipped", "failed") and not args.no_check:
+    if result.status not in ("skipped", "failed") and not args.no_check and args.profile is None:
         apply_verdict(result, noise.measure(cfg, make_problem(cfg)))
     print(summary_line(result))
+    if result.profile:
+        print(profile_line(result))
     if args.json:
         args.json.write_text(result.to_json())
     sys.exit(0 if result.status in ("ok", "skipped") else 1)

@@ -15,6 +15,7 @@ Run alone: python -m implementations.tensorflow_graphs --variant feed --artifact
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -107,7 +108,28 @@ def open_session(cfg: RunConfig, problem: Problem, variant: str, device: str) ->
 
 def build_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
     parts = open_session(cfg, problem, variant, device)
-    run = parts.session.run
+    traced = []  # while profiling: each step's RunMetadata
+
+    def run(fetches, feed_dict=None):
+        if not profiling["on"]:
+            return parts.session.run(fetches, feed_dict=feed_dict)
+        traced.append(v1.RunMetadata())
+        return parts.session.run(fetches, feed_dict=feed_dict, run_metadata=traced[-1],
+                                 options=v1.RunOptions(trace_level=v1.RunOptions.FULL_TRACE))
+
+    profiling = {"on": False}
+
+    @contextlib.contextmanager
+    def profile(folder: Path):
+        """The Session's own tracer: FULL_TRACE step stats of every profiled run(), as trace.json."""
+        from common.profiling import TRACE, run_metadata_events, write_trace
+
+        profiling["on"] = True
+        try:
+            yield
+        finally:
+            profiling["on"] = False
+        write_trace(folder / TRACE, run_metadata_events(traced), "tf.RunMetadata")
     if variant == "feed":
         values = {parts.x: problem.x, parts.y: problem.y, parts.w1: problem.w1, parts.w2: problem.w2}
 
@@ -127,7 +149,7 @@ def build_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -
 
         weights = lambda: tuple(run([parts.w1, parts.w2]))  # noqa: E731
     return Trainer(step, weights=weights, save=lambda folder: write_graph(parts.graph.as_graph_def(), folder),
-                   close=parts.session.close)
+                   close=parts.session.close, profile=profile)
 
 
 # TF2: eager Variables, the step traced once by tf.function into a graph
@@ -154,8 +176,9 @@ def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) 
         return loss
 
     traced = lambda: train_step.get_concrete_function(x, y).graph.as_graph_def()  # noqa: E731
-    return Trainer(lambda x=x, y=y: train_step(x, y).numpy(), weights=lambda: (w1.numpy(), w2.numpy()),
-                   save=lambda folder: write_graph(traced(), folder))
+    # The step returns the loss tensor: the harness's clock fetches it, a bare run does not
+    return Trainer(lambda x=x, y=y: train_step(x, y), weights=lambda: (w1.numpy(), w2.numpy()),
+                   save=lambda folder: write_graph(traced(), folder), profile=tf_support.profile)
 
 
 def write_graph(graph_def, folder: Path) -> None:

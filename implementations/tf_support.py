@@ -6,7 +6,9 @@ TensorFlow's log level is set by the implementations package itself, before any 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -51,3 +53,18 @@ def set_threads(threads: int) -> None:
 def session_config(threads: int) -> v1.ConfigProto:
     """TF1 Session thread pools, sized through the Session's ConfigProto as TF1 expects."""
     return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+
+
+@contextlib.contextmanager
+def profile(folder: Path):
+    """Trainer.profile for TF2 functions and Keras on TF: tf.profiler.experimental over what it
+    wraps; its XSpace (kept under xplane/, which TensorBoard opens) converted to trace.json."""
+    from common.profiling import TRACE, read_xspace, write_trace, xspace_events
+
+    logdir = folder / "xplane"
+    tf.profiler.experimental.start(str(logdir))
+    try:
+        yield
+    finally:
+        tf.profiler.experimental.stop()
+    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "tf.profiler")

@@ -5,6 +5,9 @@ Kept out of the implementation files so that they hold only the lecture's code.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import torch
 
 from common.config import RunConfig
@@ -38,3 +41,21 @@ def set_threads(threads: int) -> None:
 def to_numpy(tensors) -> tuple:
     """Tensors (on any device, in or out of a graph) as NumPy copies."""
     return tuple(t.detach().cpu().numpy().copy() for t in tensors)
+
+
+def profiler(on: torch.device):
+    """Trainer.profile for torch: torch.profiler over what it wraps (the device's kernels too),
+    its own Chrome trace written as the run's trace.json."""
+    from common.profiling import TRACE, tag_trace
+
+    @contextlib.contextmanager
+    def profile(folder: Path):
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if on.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as prof:
+            yield
+        prof.export_chrome_trace(str(folder / TRACE))
+        tag_trace(folder / TRACE, "torch.profiler")
+
+    return profile
