@@ -224,18 +224,6 @@ def _tf_kernel(plane: str, line: str, name: str) -> str | None:
     return None if op in TF_NO_COMPUTE else op
 
 
-def read_xspace(folder: Path):
-    """The XSpace that tf.profiler / jax.profiler wrote under `folder` (plugins/profile/<run>/*.xplane.pb)."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    files = sorted(Path(folder).rglob("*.xplane.pb"))
-    if not files:
-        raise RuntimeError(f"the profiler wrote no .xplane.pb under {folder}")
-    xspace = xplane_pb2.XSpace()
-    xspace.ParseFromString(files[-1].read_bytes())
-    return xspace
-
-
 def table_rows(rows) -> list[list[str]]:
     """The breakdown table: a header row, then one row per profiled run (Figures with .profile)."""
     out = [["run", "profiler", "step ms (profiled)", "kernels/step", "in kernels ms", "overhead ms", "overhead %",

@@ -21,7 +21,7 @@ from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "median ms (IQR)", "harness %", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor",
            "x shape floor")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
@@ -40,22 +40,24 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _table_row(f: Figures, feed_columns: bool = False, scaling_columns: bool = False) -> list[str]:
-    row = [f.framework, f.label, f.device, f.dtype]
-    extra = [_fmt(f.data_median_s and f.data_median_s * 1e3, ".3f"),
-             _fmt(f.compute_median_s and f.compute_median_s * 1e3, ".3f")] if feed_columns else []
-    extra += [_fmt(f.x_one_worker, ".2f"), _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
-              _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f")] if scaling_columns else []
+def _table_row(f: Figures) -> dict[str, str]:
+    """Every column's cell for one run, by column name; _columns picks those the table shows."""
+    row = dict(zip(("implementation", "variant", "device", "dtype"), (f.framework, f.label, f.device, f.dtype)))
     if f.status in ("skipped", "failed"):
-        return row + ["", "", "", "", f.status] + [""] * (8 + len(extra))
-    match = {"ok": "yes", "mismatch": "NO", "diverged": "diverged"}[f.status]
+        return row | {"match": f.status}
     median = "" if f.median_s is None else (
         f"{f.median_s * 1e3:.3f} ({f.iqr_s * 1e3:.3f})" + (" ~" if f.noisy else ""))
-    return row + [_fmt(f.final_loss, ".6g"), _error_cell(f), _fmt(f.worst_step, "d"), _fmt(f.weights_x_noise, ".2f"),
-                  match, _fmt(f.setup_s, ".3f"), median,
-                  _fmt(f.harness_cost and 100 * f.harness_cost, "+.1f")] + extra + [
-                  _fmt(f.steps_per_s, ",.0f"), _fmt(f.x_fastest, ".2f"),
-                  _fmt(f.gflops, ".1f"), _fmt(f.x_floor, ".1f"), _fmt(f.x_shape_floor, ".1f")]
+    return row | {
+        "final loss": _fmt(f.final_loss, ".6g"), "x noise": _error_cell(f), "@step": _fmt(f.worst_step, "d"),
+        "w x noise": _fmt(f.weights_x_noise, ".2f"), "match": {"ok": "yes", "mismatch": "NO"}.get(f.status, f.status),
+        "setup s": _fmt(f.setup_s, ".3f"), "median ms (IQR)": median,
+        "harness %": _fmt(f.harness_cost and 100 * f.harness_cost, "+.1f"),
+        "data ms": _fmt(f.data_median_s and f.data_median_s * 1e3, ".3f"),
+        "compute ms": _fmt(f.compute_median_s and f.compute_median_s * 1e3, ".3f"),
+        "x 1 worker": _fmt(f.x_one_worker, ".2f"), "comm %": _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
+        "efficiency": _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f"),
+        "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _fmt(f.x_fastest, ".2f"), "GFLOP/s": _fmt(f.gflops, ".1f"),
+        "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f")}
 
 
 def _error_cell(f: Figures) -> str:
@@ -91,20 +93,27 @@ def table_notes(rows: list[Figures]) -> list[str]:
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
 
 
-def _columns(rows: list[Figures]) -> tuple[list[str], bool, bool]:
-    """The table's columns: data and compute time (minibatch mode) and scaling (data-parallel)
-    after the step's median and its harness cost."""
-    feed_columns = any(f.feed for f in rows)
-    scaling_columns = any(f.comm_s is not None for f in rows)
-    at = COLUMNS.index("harness %") + 1
-    extra = (FEED_COLUMNS if feed_columns else ()) + (SCALING_COLUMNS if scaling_columns else ())
-    return list(COLUMNS[:at] + extra + COLUMNS[at:]), feed_columns, scaling_columns
+def _columns(rows: list[Figures]) -> list[str]:
+    """The table's columns: after the step's median, its harness cost (where measured), data
+    and compute time (minibatch mode) and scaling (data-parallel); x shape floor where measured.
+    A results file from before a column existed shows its table without it."""
+    optional = {"harness %": any(f.harness_cost is not None for f in rows),
+                "x shape floor": any(f.x_shape_floor is not None for f in rows)}
+    at = COLUMNS.index("median ms (IQR)") + 1
+    extra = (FEED_COLUMNS if any(f.feed for f in rows) else ()) + (
+        SCALING_COLUMNS if any(f.comm_s is not None for f in rows) else ())
+    columns = list(COLUMNS[:at]) + ["harness %"] * optional["harness %"] + list(extra) + list(COLUMNS[at:])
+    return [c for c in columns if optional.get(c, True)]
+
+
+def _cells(rows: list[Figures]) -> list[list[str]]:
+    columns = _columns(rows)
+    return [columns] + [[_table_row(f).get(c, "") for c in columns] for f in rows]
 
 
 def format_table(rows: list[Figures]) -> str:
     """One aligned text table; notes (errors, skips, noisy spreads) listed under it."""
-    columns, *flags = _columns(rows)
-    lines = aligned([columns] + [_table_row(f, *flags) for f in rows])
+    lines = aligned(_cells(rows))
     notes = table_notes(rows)
     if notes:
         lines += ["", "notes:"] + [f"  {n}" for n in notes]
@@ -112,8 +121,7 @@ def format_table(rows: list[Figures]) -> str:
 
 
 def markdown_table(rows: list[Figures]) -> str:
-    columns, *flags = _columns(rows)
-    return markdown([list(columns)] + [_table_row(f, *flags) for f in rows])
+    return markdown(_cells(rows))
 
 
 def markdown(rows: list[list[str]]) -> str:

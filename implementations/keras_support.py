@@ -108,7 +108,8 @@ def jax_profile(folder: Path):
     """jax.profiler over what it wraps; its XSpace (kept under xplane/) converted to trace.json."""
     import jax
 
-    from common.profiling import TRACE, read_xspace, write_trace, xspace_events
+    from common.profiling import TRACE, write_trace, xspace_events
+    from implementations.xspace import read_xspace
 
     logdir = folder / "xplane"
     with jax.profiler.trace(str(logdir)):

@@ -59,7 +59,8 @@ def session_config(threads: int) -> v1.ConfigProto:
 def profile(folder: Path):
     """Trainer.profile for TF2 functions and Keras on TF: tf.profiler.experimental over what it
     wraps; its XSpace (kept under xplane/, which TensorBoard opens) converted to trace.json."""
-    from common.profiling import TRACE, read_xspace, write_trace, xspace_events
+    from common.profiling import TRACE, write_trace, xspace_events
+    from implementations.xspace import read_xspace
 
     logdir = folder / "xplane"
     tf.profiler.experimental.start(str(logdir))
