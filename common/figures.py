@@ -112,7 +112,8 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
                 status=r.status, feed=r.feed, world_size=r.world_size, config=cfg, comm_s=r.comm_s,
                 final_loss=r.losses[-1] if r.losses else None, x_noise=r.x_noise, worst_step=r.worst_step,
                 max_rel_err=r.max_rel_err, weights_x_noise=r.weights_x_noise,
-                setup_s=r.setup_s, harness_cost=r.harness_cost, rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
+                setup_s=r.setup_s, harness_cost=r.harness_cost,
+                rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note,
                 profile=Breakdown.from_dict(r.profile) if r.profile else None)
     if not timed:

@@ -16,6 +16,7 @@ files (TF2, Keras on TF, JAX) are converted here. Each file names its profiler i
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import defaultdict
@@ -88,7 +89,9 @@ def tag_trace(path: Path, profiler: str, keep=None) -> Path:
 
 def load_trace(path: Path) -> tuple[str, list[dict]]:
     """(profiler, complete events) of a trace written here; ValueError on anything else."""
-    doc = json.loads(Path(path).read_text())
+    path = Path(path)
+    # docs/ keeps its traces gzipped; Perfetto and chrome://tracing open either
+    doc = json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_text())
     profiler = (doc.get("otherData") or {}).get("fourways_profiler") if isinstance(doc, dict) else None
     if profiler not in KERNELS:
         raise ValueError(f"{path}: not a fourways trace (no known otherData.fourways_profiler)")

@@ -40,8 +40,9 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
 
     With `save_weights`, the trained (w1, w2) are written there as .npz (untimed); with
     `artifacts`, the Trainer's save hook writes what it built into that folder. With
-    `harness_cost`, the same number of steps again with no per-step clock (measure_harness).
-    With `profile` (a folder), the run is a profiled one instead (profiled_run). None for a data-parallel worker that does not report (rank 0 reports for all).
+    `harness_cost`, what the per-step measurement costs, after training (measure_harness).
+    With `profile` (a folder), the run is a profiled one instead (profiled_run). None for a
+    data-parallel worker that does not report (rank 0 reports for all).
     """
     from threadpoolctl import threadpool_limits
 

@@ -91,7 +91,8 @@ def summary(points: list[Figures]) -> list[str]:
 
 
 def sweep_markdown(points: list[Figures]) -> str:
-    """Runs down, sizes across: each cell the median step and, in brackets, its x floor."""
+    """Runs down, sizes across: each cell the median step and, in brackets, its x floor (and x
+    shape floor, where the results have one)."""
     sizes = sorted({f.flops_per_step for f in points if f.flops_per_step})
     label = {f.flops_per_step: size_label(f) for f in points}
     runs = list(dict.fromkeys(f"{f.framework}/{f.label}/{f.device}" for f in points))
@@ -104,7 +105,8 @@ def sweep_markdown(points: list[Figures]) -> str:
             if f is None or f.median_s is None:
                 cells.append(f.status if f else "")
                 continue
-            floor = f" ({f.x_floor:.1f}x)" if f.x_floor else ""
+            shape = f", {f.x_shape_floor:.1f}x shape" if f.x_shape_floor else ""
+            floor = f" ({f.x_floor:.1f}x{shape})" if f.x_floor else ""
             cells.append(f"{f.median_s * 1e3:.3g} ms{floor}")
         rows.append([run] + cells)
     return markdown(rows)

@@ -125,6 +125,9 @@ def time_steps(trainer: Trainer, steps: int) -> StepClock:
     return clock
 
 
+MIN_HARNESS_BLOCK = 25  # steps per block of harness_cost
+
+
 def run_bare(trainer: Trainer, steps: int) -> None:
     """`steps` steps with no per-step clock and no loss fetched; the device synced once at the end."""
     if trainer.bare is not None:
@@ -149,12 +152,14 @@ def harness_cost(trainer: Trainer, steps: int, pairs: int = 4) -> tuple[float, f
     Blocks of steps timed as the harness times them (a lap, a loss fetch, Keras' callback and
     metric) alternate with blocks of the same steps run bare, in ABBA order after one untimed
     pair, so that drift (warming caches, a neighbour's load) falls on both alike; each block is
-    timed whole, so its own fixed cost (a fit call's set-up) is paid once by each side. None
-    when every step runs in one call already (nothing per step to leave out).
+    timed whole, so its own fixed cost (a fit call's set-up, a loader's start) is paid once by
+    each side. None when every step runs in one call already (nothing per step to leave out), or
+    when the run has too few steps for blocks of MIN_HARNESS_BLOCK (those fixed costs would
+    swamp a step's).
     """
-    if trainer.bare is None and trainer.step is None:
+    block = steps // pairs
+    if (trainer.bare is None and trainer.step is None) or block < MIN_HARNESS_BLOCK:
         return None
-    block = max(steps // pairs, 1)
     clock = time.perf_counter_ns
     spent = {"lapped": 0, "bare": 0}
     for pair in range(pairs + 1):
