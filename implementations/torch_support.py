@@ -53,7 +53,8 @@ def profiler(on: torch.device):
         activities = [torch.profiler.ProfilerActivity.CPU]
         if on.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
-        with torch.profiler.profile(activities=activities) as prof:
+        # record_shapes: each op's input sizes in the trace ("Input Dims"), to tell the matmuls apart
+        with torch.profiler.profile(activities=activities, record_shapes=True) as prof:
             yield
         prof.export_chrome_trace(str(folder / TRACE))
         tag_trace(folder / TRACE, "torch.profiler")
