@@ -19,7 +19,7 @@ from common.figures import figures
 from common.launch import THREAD_ENV, run_one
 from common.noise import Reference
 from common.problem import make_problem
-from common.report import (feed_lines, format_table, gpu_line, header, markdown_table, profile_table,
+from common.report import (fastest_line, feed_lines, format_table, gpu_line, header, markdown_table, profile_table,
                            results_document, scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
 from common.result import RunResult, merge_rounds, run_label
 from common.roofline import measure_peak_gflops, measure_shape_floor, shape_key
@@ -386,7 +386,8 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
         print(f"\nwhere the time goes, per step (one extra profiled run each; traces in {traces}):\n"
               + profile_table(rows))
     matched, line = verdict(results)
-    lines = [line] + ([timer_line(rows, measurement)] if measurement else [])
+    fastest = fastest_line(rows)
+    lines = [line] + ([fastest] if fastest else []) + ([timer_line(rows, measurement)] if measurement else [])
     lines += feed_lines(rows) + scaling_lines(rows) + (summary(rows) if several_sizes else [])
     gpu = gpu_line(rows, list(plan.devices) if fresh else sorted({r.device for r in rows}))
     lines += [gpu] if gpu else []

@@ -6,9 +6,10 @@ The console table, the CSV, report.md, the plots and the sweep's summary all rea
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.config import RunConfig
+from common.confidence import indistinguishable, median_interval, ratio_interval
 from common.profiling import Breakdown
 from common.result import RunResult
 from common.roofline import achieved_gflops, floor_s, shape_key
@@ -43,7 +44,12 @@ class Figures:
     noisy: bool = False  # spread above NOISY_SPREAD
     harness_cost: float | None = None  # the timed steps' mean over the same steps with no per-step clock, - 1
     steps_per_s: float | None = None  # 1 / median
-    x_fastest: float | None = None  # median over the fastest median of the same size
+    median_low_s: float | None = None  # the median's 95% interval (block bootstrap, common.confidence)
+    median_high_s: float | None = None
+    x_fastest: float | None = None  # median over the fastest median of the same size ...
+    x_fastest_low: float | None = None  # ... and that ratio's 95% interval
+    x_fastest_high: float | None = None
+    same_as_fastest: bool = False  # the ratio's interval holds 1: indistinguishable from the fastest
     gflops: float | None = None  # the five matmuls' FLOPs / median
     pct_peak: float | None = None  # gflops as a percentage of the machine's peak matmul rate
     floor_s: float | None = None  # the step's FLOPs at that peak: the compute floor
@@ -57,6 +63,8 @@ class Figures:
     x_one_worker: float | None = None  # median over the same engine's on one worker
     scaling_efficiency: float | None = None  # T1 / (W x TW): 1 is W times faster
     profile: Breakdown | None = None  # --profile: the extra profiled run's per-step breakdown
+    # every round's timed steps, for the intervals of ratios to other runs (not a figure: never written)
+    timed: list | None = field(default=None, repr=False)
     error: str | None = None  # why it was skipped or failed, or what did not match
     note: str | None = None  # how to read its times, when that differs from the others
 
@@ -80,7 +88,8 @@ class Figures:
 
     def as_dict(self) -> dict:
         """Every figure by name, the sizes included (the CSV's row)."""
-        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("config", "profile")}
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("config", "profile", "timed")}
         sizes = ("batch", "d_in", "hidden", "d_out", "samples", "epochs", "flops_per_step")
         b = self.profile
         profiled = {} if b is None else {
@@ -95,10 +104,20 @@ def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: d
     rows = [_figures_of(r, peak_gflops, shape_floors or {}) for r in results]
     fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
     for row in rows:
-        if row.median_s:
-            fastest[row.flops_per_step] = min(fastest.get(row.flops_per_step, row.median_s), row.median_s)
+        if row.median_s and (row.flops_per_step not in fastest or row.median_s < fastest[row.flops_per_step].median_s):
+            fastest[row.flops_per_step] = row
     for row in rows:
-        row.x_fastest = row.median_s / fastest[row.flops_per_step] if row.median_s else None
+        if not row.median_s:
+            continue
+        best = fastest[row.flops_per_step]
+        row.x_fastest = row.median_s / best.median_s
+        if row is best:
+            row.x_fastest_low = row.x_fastest_high = 1.0
+            continue
+        interval = ratio_interval(row.timed, best.timed) if row.timed and best.timed else None
+        if interval:
+            row.x_fastest_low, row.x_fastest_high = interval
+            row.same_as_fastest = indistinguishable(interval)
     _scaling(rows)
     return rows
 
@@ -119,6 +138,12 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
     if not timed:
         return f
     f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy
+    timed = [times[1 + warmup:] for times in (r.round_step_times_s or [r.step_times_s])]
+    # Steps timed in one call (a Loop) all carry the call's mean: no per-step spread to resample
+    f.timed = None if all(len(set(t)) <= 1 for t in timed) else timed
+    interval = median_interval(f.timed) if f.timed else None
+    if interval:
+        f.median_low_s, f.median_high_s = interval
     f.steps_per_s = 1 / stats.median_s
     if r.data_times_s:
         rounds = r.round_data_times_s or [r.data_times_s]

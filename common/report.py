@@ -21,7 +21,7 @@ from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "median ms (IQR)", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "setup s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest", "GFLOP/s", "x floor",
            "x shape floor")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
@@ -31,7 +31,8 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
               "x_one_worker", "scaling_efficiency", "status", "final_loss", "x_noise", "worst_step", "weights_x_noise",
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
-              "harness_cost", "x_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
+              "harness_cost", "median_low_s", "median_high_s", "x_fastest", "x_fastest_low", "x_fastest_high",
+              "same_as_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
               "profile_step_ms", "profile_kernels", "profile_kernel_ms", "profile_overhead_ms", "profile_top",
               "profile_trace", "error")
 
@@ -56,8 +57,18 @@ def _table_row(f: Figures) -> dict[str, str]:
         "compute ms": _fmt(f.compute_median_s and f.compute_median_s * 1e3, ".3f"),
         "x 1 worker": _fmt(f.x_one_worker, ".2f"), "comm %": _fmt(f.comm_share and 100 * f.comm_share, ".0f"),
         "efficiency": _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f"),
-        "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _fmt(f.x_fastest, ".2f"), "GFLOP/s": _fmt(f.gflops, ".1f"),
+        "95% CI ms": "" if f.median_low_s is None else f"{f.median_low_s * 1e3:.3f}-{f.median_high_s * 1e3:.3f}",
+        "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _x_fastest_cell(f), "GFLOP/s": _fmt(f.gflops, ".1f"),
         "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f")}
+
+
+def _x_fastest_cell(f: Figures) -> str:
+    """The ratio, its 95% interval, and "=" when that interval holds 1 (indistinguishable from the fastest)."""
+    if f.x_fastest is None:
+        return ""
+    if f.x_fastest_low is None or f.x_fastest == 1.0:
+        return f"{f.x_fastest:.2f}"
+    return f"{f.x_fastest:.2f} ({f.x_fastest_low:.2f}-{f.x_fastest_high:.2f})" + (" =" if f.same_as_fastest else "")
 
 
 def _error_cell(f: Figures) -> str:
@@ -88,6 +99,10 @@ def table_notes(rows: list[Figures]) -> list[str]:
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
                      "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")
+    if any(f.median_low_s is not None for f in rows):
+        notes.append("95% CI: of the median, and in brackets of x fastest, by a bootstrap over blocks of neighbouring "
+                     "steps of every round; = marks a run whose ratio's interval holds 1: it cannot be told from the "
+                     "fastest")
     if any(f.noisy for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size
@@ -147,14 +162,26 @@ def profile_table(rows: list[Figures]) -> str:
     return "\n".join(aligned(profile_rows(rows)))
 
 
+def ratio_text(a: Figures, b: Figures) -> str:
+    """a's median over b's, with the ratio's 95% interval and "=" when it holds 1."""
+    from common.confidence import indistinguishable, ratio_interval
+
+    text = f"{a.median_s / b.median_s:.2f}x"
+    interval = ratio_interval(a.timed, b.timed) if a.timed and b.timed else None
+    if interval is None:
+        return text
+    return text + f" ({interval[0]:.2f}-{interval[1]:.2f}{', =' if indistinguishable(interval) else ''})"
+
+
 def feed_lines(rows: list[Figures]) -> list[str]:
-    """Minibatch mode: each feed's step time as a ratio to the resident feed, per implementation."""
+    """Minibatch mode: each feed's step time as a ratio to the resident feed, per implementation,
+    with its 95% interval ("=": the feeds cannot be told apart)."""
     steps = {(f.framework, f.variant, f.device, f.feed): f for f in rows if f.feed and f.median_s}
     lines = []
     for (framework, variant, device, feed), f in steps.items():
         if feed != "resident":
             continue
-        ratios = [f"{other} {steps[(framework, variant, device, other)].median_s / f.median_s:.2f}x"
+        ratios = [f"{other} {ratio_text(steps[(framework, variant, device, other)], f)}"
                   for other in ("copy", "prefetch", "disk") if (framework, variant, device, other) in steps]
         data_share = (f" (data {f.data_median_s / f.median_s:.0%} of resident's step)"
                       if f.data_median_s else "")
@@ -174,6 +201,20 @@ def scaling_lines(rows: list[Figures]) -> list[str]:
                          f"{f.x_one_worker:.2f}x one worker's, collectives {f.comm_share:.0%} of the step "
                          f"(timed alone), efficiency {f.scaling_efficiency:.0%} (100% = W times faster)")
     return lines
+
+
+def fastest_line(rows: list[Figures]) -> str | None:
+    """The fastest run and every run that cannot be told from it, instead of a ranking of noise."""
+    timed = [f for f in rows if f.median_s]
+    if len({f.flops_per_step for f in timed}) != 1:
+        return None  # a sweep: each size has its own fastest (the table marks them)
+    best = min(timed, key=lambda f: f.median_s)
+    same = [f.name for f in timed if f.same_as_fastest]
+    interval = (f" (95% CI {best.median_low_s * 1e3:.3f}-{best.median_high_s * 1e3:.3f})"
+                if best.median_low_s is not None else "")
+    tail = (f"; indistinguishable from it (the 95% interval of their ratio holds 1): {', '.join(same)}" if same
+            else "; every other run is slower beyond its 95% interval")
+    return f"fastest: {best.name}, median {best.median_s * 1e3:.3f} ms{interval}{tail}"
 
 
 def verdict(results: list[RunResult]) -> tuple[bool, str]:
@@ -289,12 +330,13 @@ def gpu_line(rows: list[Figures], devices: list[str]) -> str | None:
         return None
     cpu = {(f.framework, f.label): f for f in rows if f.device == "cpu" and f.median_s}
     gpu = {(f.framework, f.label): f for f in rows if f.device == "gpu" and f.median_s}
-    pairs = [(k, cpu[k].median_s / gpu[k].median_s) for k in gpu if k in cpu]
+    pairs = [(k, ratio_text(cpu[k], gpu[k])) for k in gpu if k in cpu]
     if not gpu:
         return "CPU vs GPU: no GPU run here (no CUDA device visible to the frameworks); GPU rows are skipped"
     if not pairs:
         return "CPU vs GPU: run with --device all to see GPU/CPU speedups"
-    return "GPU/CPU speedup (CPU median / GPU median): " + ", ".join(f"{fw}/{v} {x:.2f}x" for (fw, v), x in pairs)
+    return ("GPU/CPU speedup (CPU median / GPU median, 95% interval, = when it holds 1): "
+            + ", ".join(f"{fw}/{v} {x}" for (fw, v), x in pairs))
 
 
 def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[Figures], reference: Reference | None,
