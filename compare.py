@@ -395,7 +395,9 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
     if plan.out is not None and measurement:
         write_reports(plan.out, cfg, results, rows, reference, measurement, lines, sweep=several_sizes)
         if fresh:
-            plots = "loss_curves.png, step_time.png, " + ("sweep.png, " if several_sizes else "")
+            memory = any(f.peak_mb is not None for f in rows)
+            plots = "loss_curves.png, step_time.png, " + (
+                ("sweep.png, sweep_memory.png, " if memory else "sweep.png, ") if several_sizes else "")
             print(f"wrote results.json, results.csv, {plots}report.md to {plan.out}")
     return 0 if matched else 1
 

@@ -36,6 +36,15 @@ class Figures:
     max_rel_err: float | None = None  # ... and its plain relative error
     weights_x_noise: float | None = None  # the final weights' error, in the same units
     setup_s: float | None = None  # build + step 1, median over the rounds
+    # start-up and memory (medians over the rounds; None where not measured)
+    start_s: float | None = None  # process start to framework imported (interpreter start-up included)
+    build_s: float | None = None
+    first_step_s: float | None = None
+    to_first_step_s: float | None = None  # start_s + build_s + first_step_s
+    import_mb: float | None = None  # resident after the import
+    build_mb: float | None = None  # ... after build(), before step 1
+    peak_mb: float | None = None  # ... at the most (VmHWM after the timed steps)
+    device_peak_mb: float | None = None  # the framework's own peak on a GPU
     rounds: int = 0
     timed_steps: int = 0  # over every round, after step 1 and the warm-up
     median_s: float | None = None  # the step time quoted
@@ -135,6 +144,10 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
                 rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note,
                 profile=Breakdown.from_dict(r.profile) if r.profile else None)
+    for name in ("start_s", "build_s", "first_step_s", "import_mb", "build_mb", "peak_mb", "device_peak_mb"):
+        setattr(f, name, getattr(r, name, None))
+    if None not in (f.start_s, f.build_s, f.first_step_s):
+        f.to_first_step_s = f.start_s + f.build_s + f.first_step_s
     if not timed:
         return f
     f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy

@@ -99,3 +99,31 @@ def sweep(points: list[Figures], peak_gflops: float, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def sweep_memory(points: list[Figures], path: Path) -> None:
+    """Log-log memory against FLOPs per step: what each run held beyond its framework (peak - import
+    MB), one line per run, with common/config.py's estimate of the problem's working set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    by_run: dict[str, list[Figures]] = {}
+    for f in points:
+        if f.peak_mb is not None and f.import_mb is not None:
+            by_run.setdefault(f"{f.framework}/{f.variant}/{f.device}", []).append(f)
+    for label, series in by_run.items():
+        series.sort(key=lambda f: f.flops_per_step)
+        ax.loglog([f.flops_per_step for f in series], [max(f.peak_mb - f.import_mb, 1e-3) for f in series],
+                  marker="o", label=label)
+    sizes = {f.flops_per_step: f.config for f in points if f.config is not None}
+    flops = sorted(sizes)
+    if flops:
+        ax.loglog(flops, [sizes[x].problem_bytes() / 2**20 for x in flops], color="black", linestyle="--",
+                  linewidth=2, label="estimate (common/config.py problem_bytes)")
+    ax.set_xlabel("FLOPs per SGD step")
+    ax.set_ylabel("peak resident MB - resident MB after the framework's import")
+    ax.set_title("Memory as the work grows: what each run holds beyond its framework")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

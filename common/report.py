@@ -21,8 +21,8 @@ from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest", "GFLOP/s", "x floor",
-           "x shape floor")
+           "setup s", "import s", "to 1st step s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "x shape floor", "import MB", "peak MB", "GPU MB")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
 # The harness's per-step clock, callback or loss fetch costing more than this is said under the table.
@@ -33,6 +33,8 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
               "harness_cost", "median_low_s", "median_high_s", "x_fastest", "x_fastest_low", "x_fastest_high",
               "same_as_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
+              "start_s", "build_s", "first_step_s", "to_first_step_s", "import_mb", "build_mb", "peak_mb",
+              "device_peak_mb",
               "profile_step_ms", "profile_kernels", "profile_kernel_ms", "profile_overhead_ms", "profile_top",
               "profile_trace", "error")
 
@@ -59,7 +61,9 @@ def _table_row(f: Figures) -> dict[str, str]:
         "efficiency": _fmt(f.scaling_efficiency and 100 * f.scaling_efficiency, ".0f"),
         "95% CI ms": "" if f.median_low_s is None else f"{f.median_low_s * 1e3:.3f}-{f.median_high_s * 1e3:.3f}",
         "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _x_fastest_cell(f), "GFLOP/s": _fmt(f.gflops, ".1f"),
-        "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f")}
+        "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f"),
+        "import s": _fmt(f.start_s, ".2f"), "to 1st step s": _fmt(f.to_first_step_s, ".2f"),
+        "import MB": _fmt(f.import_mb, ",.0f"), "peak MB": _fmt(f.peak_mb, ",.0f"), "GPU MB": _fmt(f.device_peak_mb, ",.0f")}
 
 
 def _x_fastest_cell(f: Figures) -> str:
@@ -99,6 +103,10 @@ def table_notes(rows: list[Figures]) -> list[str]:
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
                      "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")
+    if any(f.peak_mb is not None for f in rows):
+        notes.append("import s: the run's process from its start to its framework imported (Python's start-up "
+                     "included; NumPy's row is that baseline); to 1st step s: that + build + step 1; import MB, peak "
+                     "MB: resident memory after the import, and at the most (VmHWM)")
     if any(f.median_low_s is not None for f in rows):
         notes.append("95% CI: of the median, and in brackets of x fastest, by a bootstrap over blocks of neighbouring "
                      "steps of every round; = marks a run whose ratio's interval holds 1: it cannot be told from the "
@@ -113,7 +121,12 @@ def _columns(rows: list[Figures]) -> list[str]:
     and compute time (minibatch mode) and scaling (data-parallel); x shape floor where measured.
     A results file from before a column existed shows its table without it."""
     optional = {"harness %": any(f.harness_cost is not None for f in rows),
-                "x shape floor": any(f.x_shape_floor is not None for f in rows)}
+                "x shape floor": any(f.x_shape_floor is not None for f in rows),
+                "import s": any(f.start_s is not None for f in rows),
+                "to 1st step s": any(f.to_first_step_s is not None for f in rows),
+                "import MB": any(f.import_mb is not None for f in rows),
+                "peak MB": any(f.peak_mb is not None for f in rows),
+                "GPU MB": any(f.device_peak_mb is not None for f in rows)}
     at = COLUMNS.index("median ms (IQR)") + 1
     extra = (FEED_COLUMNS if any(f.feed for f in rows) else ()) + (
         SCALING_COLUMNS if any(f.comm_s is not None for f in rows) else ())
@@ -355,6 +368,9 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
     if sweep:
         plots.sweep(rows, measurement["peak_gflops"], out / "sweep.png")
         images.append("sweep.png")
+        if any(f.peak_mb is not None for f in rows):
+            plots.sweep_memory(rows, out / "sweep_memory.png")
+            images.append("sweep_memory.png")
     machine = machine_info()
     md = ["# fourways results\n", f"{header(cfg, measurement)}\n",
           f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "

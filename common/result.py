@@ -65,6 +65,17 @@ class RunResult:
     bare_step_s: float | None = None
     harness_cost: float | None = None
     round_harness_cost: list[float] = field(default_factory=list)
+    # What the run cost besides step time (common.memory): seconds from the process's start to its
+    # framework imported (the interpreter's start-up included), building, step 1 alone; resident MB
+    # after the import, after build() (before step 1), and at the most (VmHWM, after the timed steps);
+    # the framework's own peak device memory on a GPU. None where not measured (in-process runs).
+    start_s: float | None = None
+    build_s: float | None = None
+    first_step_s: float | None = None
+    import_mb: float | None = None
+    build_mb: float | None = None
+    peak_mb: float | None = None
+    device_peak_mb: float | None = None
     # --profile: the extra profiled run's per-step breakdown (common.profiling.Breakdown as a dict)
     profile: dict | None = None
     # The trained (w1, w2), held in memory for the verdict only: never written to results.json.
@@ -117,6 +128,7 @@ def run_label(variant: str, feed: str | None, world_size: int) -> str:
 
 
 _SEVERITY = ("ok", "mismatch", "diverged", "failed")
+COSTS = ("start_s", "build_s", "first_step_s", "import_mb", "build_mb", "peak_mb", "device_peak_mb")
 
 
 def merge_rounds(rounds: list[RunResult]) -> RunResult:
@@ -142,6 +154,9 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     merged.round_harness_cost = [r.harness_cost for r in timed if r.harness_cost is not None]
     if merged.round_harness_cost:
         merged.harness_cost = sorted(merged.round_harness_cost)[len(merged.round_harness_cost) // 2]
+    for name in COSTS:  # each the median over the rounds (round 1's alone would be one draw)
+        values = sorted(getattr(r, name) for r in timed if getattr(r, name) is not None)
+        setattr(merged, name, values[len(values) // 2] if values else None)
     if merged.round_setup_s:
         merged.setup_s = sorted(merged.round_setup_s)[len(merged.round_setup_s) // 2]
     differing = [i + 1 for i, r in enumerate(ran) if r.losses != ran[0].losses]

@@ -16,6 +16,7 @@ import numpy as np
 
 from common.config import RunConfig
 from common.equivalence import judge
+from common.memory import peak_rss_mb, rss_mb
 from common.noise import Reference
 from common.problem import Problem, make_problem
 from common.result import RunResult
@@ -54,13 +55,18 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
         start_ns = time.perf_counter_ns()
         trainer = build(cfg, problem, variant)
         build_s = (time.perf_counter_ns() - start_ns) * 1e-9
+        build_mb = rss_mb()
         try:
             if profile is not None:
                 return profiled_run(cfg, impl, variant, trainer, Path(profile))
             clock = time_steps(trainer, cfg.steps)
             result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=trainer.note)
+            result.peak_mb, result.build_mb, result.build_s = peak_rss_mb(), build_mb, build_s
+            if trainer.device_memory is not None:
+                result.device_peak_mb = trainer.device_memory()
             result.losses, result.step_times_s, result.data_times_s = clock.losses, clock.times_s, clock.data_times_s
-            result.setup_s = build_s + result.step_times_s[0] if result.step_times_s else build_s
+            result.first_step_s = result.step_times_s[0] if result.step_times_s else None
+            result.setup_s = build_s + (result.first_step_s or 0.0)
             if trainer.collectives is not None:
                 result.comm_s = trainer.collectives()
             if trainer.weights is not None and trainer.reports:

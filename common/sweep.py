@@ -87,6 +87,22 @@ def summary(points: list[Figures]) -> list[str]:
     for key, win in gpu_wins(points).items():
         lines.append(f"{key}: the GPU " + (f"starts to win at {size_label(win[0])} ({win[1]:.1f}x)" if win
                                            else "never wins within the ladder"))
+    return lines + memory_lines(points)
+
+
+def memory_lines(points: list[Figures]) -> list[str]:
+    """Per size: common/config.py's estimate of the working set (which refuses sizes too big)
+    against what the runs held beyond their framework (peak - import resident MB)."""
+    lines = []
+    for flops in sorted({f.flops_per_step for f in points if f.flops_per_step}):
+        held = [f.peak_mb - f.import_mb for f in points
+                if f.flops_per_step == flops and f.peak_mb is not None and f.import_mb is not None]
+        size = next(f for f in points if f.flops_per_step == flops)
+        if not held or size.config is None:
+            continue
+        estimate = size.config.problem_bytes() / 2**20
+        lines.append(f"memory at {size_label(size)}: estimate {estimate:,.0f} MB, runs held {min(held):,.0f}-"
+                     f"{max(held):,.0f} MB beyond their framework (the most {max(held) / estimate:.2f}x the estimate)")
     return lines
 
 

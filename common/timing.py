@@ -95,6 +95,7 @@ class Trainer(NamedTuple):
     # `profile(folder)`: a context manager that runs what it wraps under the framework's own
     # profiler and writes folder/trace.json (common.profiling's format)
     profile: Callable[[Path], ContextManager[None]] | None = None
+    device_memory: Callable[[], float | None] | None = None  # on a GPU: the framework's own peak, in MB
 
 
 def time_steps(trainer: Trainer, steps: int) -> StepClock:

@@ -15,7 +15,7 @@ import numpy as np
 from common.config import CliParser, ConfigError, add_config_args, config_from_args
 from common.problem import make_serving_batch
 from common.timing import step_stats, time_calls
-from deploy.export import EXPORTERS
+from deploy.export import EXPORTERS, save_native
 from implementations import REGISTRY
 
 # What runs each source's own forward pass, as the registry's exporters name it.
@@ -24,6 +24,25 @@ SOURCE_RUNTIME = {impl.exporter.source: impl.exporter.runtime for impl in REGIST
 # Measured: README's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
 # <= 1e-15; the bounds leave a margin of 10x or more.
 DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
+LOADS = 5  # timed model loads per runtime
+
+
+def onnx_size_bytes(path: Path) -> int:
+    """The model's size on disk: the .onnx and the external data files its tensors point to
+    (torch.onnx.export keeps the weights in a .data file beside a few-KB graph)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    files = {entry.value for tensor in model.graph.initializer
+             if tensor.data_location == onnx.TensorProto.EXTERNAL
+             for entry in tensor.external_data if entry.key == "location"}
+    return path.stat().st_size + sum((path.parent / name).stat().st_size for name in files)
+
+
+def load_time_s(load) -> float:
+    """The median wall time of LOADS calls of load() (after one untimed: imports and caches)."""
+    load()
+    return sorted(time_calls(load, LOADS))[LOADS // 2]
 
 
 @dataclass
@@ -38,6 +57,10 @@ class DeployRow:
     median_s: float
     iqr_s: float
     max_rel_err: float | None  # against the source's own forward pass; None: the source itself
+    # the runtime's model load, from the file to ready to run (median of LOADS), and that file's size;
+    # a source framework loads its own saved format (export.save_native)
+    load_s: float | None = None
+    model_bytes: int | None = None
 
 
 def max_rel_diff(got: np.ndarray, want: np.ndarray) -> float:
@@ -52,7 +75,12 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
     from implementations.onnx_support import session_options
 
     path, forward = EXPORTERS[source](w1, w2, model_dir)
-    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    open_session = lambda: ort.InferenceSession(str(path), session_options(threads),  # noqa: E731
+                                                providers=["CPUExecutionProvider"])
+    session = open_session()
+    native_path, native_load = save_native(source, w1, w2, model_dir)
+    loaded = {"onnxruntime": (load_time_s(open_session), onnx_size_bytes(path)),
+              SOURCE_RUNTIME[source]: (load_time_s(native_load), native_path.stat().st_size)}
     name = session.get_inputs()[0].name
     rows = []
     for batch in dict.fromkeys((1, len(x))):
@@ -63,7 +91,8 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
             stats = step_stats(time_calls(call, 1 + warmup + repeats), warmup)
             rows.append(DeployRow(model=path.name, source=source, runtime=runtime, batch=batch, dtype=str(x.dtype),
                                   median_s=stats.median_s, iqr_s=stats.iqr_s,
-                                  max_rel_err=err if runtime == "onnxruntime" else None))
+                                  max_rel_err=err if runtime == "onnxruntime" else None,
+                                  load_s=loaded[runtime][0], model_bytes=loaded[runtime][1]))
     return rows
 
 

@@ -66,5 +66,43 @@ def export_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
     return path, lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
+def save_native(source: str, w1: np.ndarray, w2: np.ndarray, model_dir: Path):
+    """The source framework's own saved model, for its load time and size beside ONNX's:
+    (path, load), load() reading the file back into a model ready to run."""
+    if source == "predict_net":  # its source is NumPy: the weights are the model
+        path = model_dir / "weights_native.npz"
+        np.savez(path, w1=w1, w2=w2)
+
+        def load():
+            with np.load(path) as saved:
+                return numpy_forward(saved["w1"], saved["w2"])
+
+        return path, load
+    if source == "torch":  # a state_dict, torch's documented way to save a model for inference
+        import torch
+
+        from implementations.pytorch import make_sequential
+
+        path = model_dir / "torch_state_dict.pt"
+        torch.save(make_sequential(torch.tensor(w1), torch.tensor(w2)).state_dict(), path)
+
+        def load():
+            model = make_sequential(torch.zeros(w1.shape, dtype=torch.float64 if w1.dtype == np.float64 else None),
+                                    torch.zeros(w2.shape, dtype=torch.float64 if w2.dtype == np.float64 else None))
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return model.eval()
+
+        return path, load
+    import keras  # Keras' native .keras archive
+
+    from common.problem import Problem
+    from implementations.keras_api import make_model
+
+    empty = np.zeros((1, 1), w1.dtype)
+    path = model_dir / "keras_model.keras"
+    make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=str(w1.dtype)).save(path)
+    return path, lambda: keras.models.load_model(path, compile=False)
+
+
 # Keyed by the registry's Exporter.source; what each needs installed is declared there.
 EXPORTERS = {"predict_net": export_predict_net, "torch": export_torch, "keras": export_keras}

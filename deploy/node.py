@@ -35,8 +35,9 @@ def install() -> None:
         raise RuntimeError(f"npm ci failed: {stderr.strip() or 'timed out'}")
 
 
-def serve(model: Path, x: np.ndarray, repeats: int = 0, threads: int = 1) -> tuple[np.ndarray, list[float]]:
-    """Run serve.js on x; return its output (exact: float32/64 survive JSON) and per-run times in s."""
+def serve(model: Path, x: np.ndarray, repeats: int = 0, threads: int = 1) -> tuple[np.ndarray, list[float], float]:
+    """Run serve.js on x; return its output (exact: float32/64 survive JSON), per-run times and the
+    session's load time, in s."""
     with tempfile.TemporaryDirectory() as tmp:
         request = Path(tmp) / "input.json"
         request.write_text(json.dumps({"shape": list(x.shape), "data": x.ravel().tolist()}))
@@ -46,4 +47,4 @@ def serve(model: Path, x: np.ndarray, repeats: int = 0, threads: int = 1) -> tup
         raise RuntimeError(stderr.strip() or ("serve.js timed out" if code is None else f"serve.js exited with {code}"))
     reply = json.loads(stdout)
     y = np.array(reply["data"], dtype=x.dtype).reshape(reply["dims"])
-    return y, [t / 1e3 for t in reply["times_ms"]]
+    return y, [t / 1e3 for t in reply["times_ms"]], reply["load_ms"] / 1e3

@@ -16,11 +16,12 @@ from common.report import aligned, markdown, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
 from deploy import node
-from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff
+from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff, onnx_size_bytes
 from deploy.export import numpy_forward
 from implementations import REGISTRY
 
-DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match")
+DEPLOY_COLUMNS = ("model", "runtime", "batch", "dtype", "median us (IQR)", "samples/s", "max rel err", "match",
+                  "load ms", "size KB")
 
 
 @dataclass
@@ -48,7 +49,11 @@ def format_deploy_table(rows: list[DeployRow], as_markdown: bool = False) -> str
         err = r.max_rel_err
         body.append([r.model, r.runtime, str(r.batch), r.dtype, f"{r.median_s * 1e6:.1f} ({r.iqr_s * 1e6:.1f})",
                      f"{r.batch / r.median_s:,.0f}", "(source)" if err is None else f"{err:.1e}",
-                     "" if err is None else ("yes" if err <= DEPLOY_TOLERANCE[r.dtype] else "NO")])
+                     "" if err is None else ("yes" if err <= DEPLOY_TOLERANCE[r.dtype] else "NO"),
+                     "" if r.load_s is None else f"{r.load_s * 1e3:.1f}",
+                     "" if r.model_bytes is None else f"{r.model_bytes / 1024:,.0f}"])
+    if not any(r.load_s is not None or r.model_bytes is not None for r in rows):
+        body = [row[:-2] for row in body]  # a deploy.json from before load time and size were measured
     return markdown(body) if as_markdown else "\n".join(aligned(body))
 
 
@@ -135,8 +140,9 @@ def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: Depl
     w = np.load(weights)
     forward = numpy_forward(w["w1"].astype(cfg.dtype), w["w2"].astype(cfg.dtype))
     for batch in dict.fromkeys((1, cfg.batch)):
-        y, times = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
+        y, times, load_s = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
         stats = step_stats(times, cfg.warmup)
         found.rows.append(DeployRow(model="predict_net.onnx", source="predict_net", runtime="onnxruntime-node",
                                     batch=batch, dtype=cfg.dtype, median_s=stats.median_s, iqr_s=stats.iqr_s,
-                                    max_rel_err=max_rel_diff(y, forward(x[:batch]))))
+                                    max_rel_err=max_rel_diff(y, forward(x[:batch])), load_s=load_s,
+                                    model_bytes=onnx_size_bytes(model_dir / "predict_net.onnx")))

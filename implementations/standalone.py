@@ -19,6 +19,10 @@ from implementations import REGISTRY, Implementation
 def main(name: str | Implementation, build: Build, argv: list[str] | None = None) -> None:
     """Parse the shared flags, run one variant, print its summary line; exit 0 when ok or skipped."""
     from common import noise
+    from common.memory import process_age_s, rss_mb
+
+    # The module that called main() has imported its framework: what the run cost before build()
+    start_s, import_mb = process_age_s(), rss_mb()
 
     impl = REGISTRY[name] if isinstance(name, str) else name
     module = sys.modules["__main__"].__spec__.name
@@ -54,6 +58,7 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
                          harness_cost=args.harness_cost, profile=args.profile)
     if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
         sys.exit(0)
+    result.start_s, result.import_mb = start_s, import_mb
     if result.status not in ("skipped", "failed") and not args.no_check and args.profile is None:
         apply_verdict(result, noise.measure(cfg, make_problem(cfg)))
     print(summary_line(result))

@@ -69,3 +69,10 @@ def profile(folder: Path):
     finally:
         tf.profiler.experimental.stop()
     write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "tf.profiler")
+
+
+def device_memory(device_name: str):
+    """Trainer.device_memory: TensorFlow's own peak on the GPU, in MB (None on the CPU)."""
+    if not device_name.startswith("/GPU"):
+        return None
+    return lambda: tf.config.experimental.get_memory_info(device_name.strip("/"))["peak"] / 2**20

@@ -60,3 +60,10 @@ def profiler(on: torch.device):
         tag_trace(folder / TRACE, "torch.profiler")
 
     return profile
+
+
+def device_memory(on: torch.device):
+    """Trainer.device_memory: torch's own peak allocation on the GPU, in MB (None on the CPU)."""
+    if on.type != "cuda":
+        return None
+    return lambda: torch.cuda.max_memory_allocated(on) / 2**20

@@ -53,8 +53,16 @@ def test_compare_and_the_harness_load_no_framework_at_module_level():
 
 def test_compare_runs_where_every_framework_is_missing(tmp_path):
     # Every framework made unimportable in compare.py's own process: it must still run NumPy and
-    # report the rest (its children, which would import them, see the real packages).
-    code = (f"import sys; sys.modules.update(dict.fromkeys({FRAMEWORKS!r})); import compare, deploy.run; "
+    # report the rest (its children, which would import them, see the real packages). A finder that
+    # refuses them, as a missing package would (None entries in sys.modules would fool libraries that
+    # look there to see whether torch is loaded, as scipy's array-API layer does).
+    code = ("import sys\n"
+            "class Missing:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name.split('.')[0] in {FRAMEWORKS!r}:\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Missing())\n"
+            "import compare, deploy.run\n"
             "sys.exit(compare.main(sys.argv[1:]))")
     proc = subprocess.run([sys.executable, "-c", code, "--frameworks", "numpy", "--steps", "5", "--warmup", "1",
                            "--rounds", "1", "--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3",

@@ -51,6 +51,8 @@ def test_exported_model_agrees_with_its_source_in_both_batch_sizes(tmp_path, sou
     for row in onnx_rows:
         assert row.max_rel_err <= DEPLOY_TOLERANCE[dtype], row
         assert row.median_s > 0
+    for row in rows:  # every runtime, the source's own saved format included: its load time and file size
+        assert row.load_s > 0 and row.model_bytes > w1.nbytes, row
     model = onnx.load(str(tmp_path / onnx_rows[0].model))
     onnx.checker.check_model(model, full_check=True)
 
@@ -97,8 +99,8 @@ def test_node_serves_predict_net_exactly_as_python_onnx_runtime(tmp_path, node_r
     path, _ = export_predict_net(w1, w2, tmp_path)
     x = make_serving_batch(cfg)
     python_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    node_out, times = node.serve(path, x, repeats=3)
-    assert node_out.shape == python_out.shape and len(times) == 3
+    node_out, times, load_s = node.serve(path, x, repeats=3)
+    assert node_out.shape == python_out.shape and len(times) == 3 and load_s > 0
     # Same ONNX Runtime kernels on the same input: bit-identical (floats survive JSON exactly).
     np.testing.assert_array_equal(node_out, python_out)
 
@@ -113,4 +115,5 @@ def test_compare_deploy_end_to_end(cli, tmp_path):
         assert row["batch"] in (1, 64) and row["median_s"] > 0
         assert row["max_rel_err"] is None or row["max_rel_err"] <= DEPLOY_TOLERANCE["float32"]
     assert (tmp_path / "models" / "predict_net.onnx").exists()
-    assert "samples/s" in proc.stdout
+    assert "samples/s" in proc.stdout and "load ms" in proc.stdout and "size KB" in proc.stdout
+    assert all(row["load_s"] > 0 and row["model_bytes"] > 0 for row in doc["rows"])

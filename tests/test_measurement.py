@@ -147,6 +147,9 @@ def test_sweep_writes_its_plot_and_names_the_crossover(cli, tmp_path):
     proc = cli("compare.py", "--sweep", "--frameworks", "numpy", "--sweep-steps", "4", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_png(tmp_path / "sweep.png")
+    assert_png(tmp_path / "sweep_memory.png")
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == len(LADDER)
+    assert all(float(row["peak_mb"]) >= float(row["import_mb"]) > 0 for row in rows)
+    assert "memory at 64x1000x100x10: estimate" in proc.stdout
     assert "crossover:" in proc.stdout and "numpy/manual/cpu:" in proc.stdout

@@ -138,3 +138,29 @@ def test_compare_profile_writes_a_trace_per_run_and_the_breakdown_everywhere(tmp
     assert "profile_kernel_ms" in csv_text.splitlines()[0]
     assert "## Where the time goes" in (tmp_path / "report.md").read_text()
     assert "harness %" in out.stdout and "x shape floor" in out.stdout
+
+
+def test_memory_and_start_up_of_a_run_alone(tmp_path):
+    out = run_cli("-m", "implementations.numpy", *SIZES, "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    r = RunResult.from_json((tmp_path / "r.json").read_text())
+    if r.start_s is None:
+        pytest.skip("no /proc here: memory and start-up are read from it")
+    assert 0 < r.start_s < 60 and r.build_s >= 0 and r.first_step_s > 0
+    assert 0 < r.import_mb <= r.peak_mb and 0 < r.build_mb <= r.peak_mb
+    (row,) = figures([r], None)
+    assert row.to_first_step_s == pytest.approx(r.start_s + r.build_s + r.first_step_s)
+
+
+def test_the_proc_readers_agree_with_each_other():
+    from common.memory import peak_rss_mb, process_age_s, rss_mb
+
+    if rss_mb() is None:
+        pytest.skip("no /proc here")
+    before = rss_mb()
+    import numpy as np
+
+    block = np.ones(16 * 2**20, np.float32)  # 64 MB, every page written
+    assert rss_mb() >= before + 60 and peak_rss_mb() >= rss_mb()
+    del block
+    assert process_age_s() > 0

@@ -5,8 +5,9 @@
 //   node serve.js MODEL.onnx INPUT.json [--repeat K] [--threads T]
 //
 // INPUT.json: {"shape": [N, D_in], "data": [... N*D_in numbers, row-major ...]}.
-// Prints one JSON line: {"dims": [N, D_out], "data": [...], "times_ms": [...]}; with --repeat K
-// the model runs K more times and times_ms holds each run's wall time (after one warm-up run).
+// Prints one JSON line: {"dims": [N, D_out], "data": [...], "times_ms": [...], "load_ms": L}; with
+// --repeat K the model runs K more times and times_ms holds each run's wall time (after one warm-up
+// run); load_ms is the session's creation from the file.
 "use strict";
 
 const fs = require("fs");
@@ -29,10 +30,12 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const [modelPath, inputPath] = args.positional;
   const input = JSON.parse(fs.readFileSync(inputPath, "utf8"));
+  const loadStart = process.hrtime.bigint();
   const session = await ort.InferenceSession.create(modelPath, {
     intraOpNumThreads: args.threads,
     interOpNumThreads: args.threads,
   });
+  const loadMs = Number(process.hrtime.bigint() - loadStart) / 1e6;
   const elemType = session.inputMetadata?.[0]?.type === "float64" ? "float64" : "float32";
   const Typed = elemType === "float64" ? Float64Array : Float32Array;
   const feeds = { [session.inputNames[0]]: new ort.Tensor(elemType, Typed.from(input.data), input.shape) };
@@ -45,7 +48,7 @@ async function main() {
     await session.run(feeds);
     timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
-  process.stdout.write(JSON.stringify({ dims: y.dims, data: Array.from(y.data), times_ms: timesMs }) + "\n");
+  process.stdout.write(JSON.stringify({ dims: y.dims, data: Array.from(y.data), times_ms: timesMs, load_ms: loadMs }) + "\n");
 }
 
 main().catch((err) => {
