@@ -44,7 +44,9 @@ def table(first: dict, second: dict) -> tuple[list[list[str]], int, int]:
         both += 1
         holds = [f.median_low_s <= g.median_s <= f.median_high_s for f, g in ((a, b), (b, a))]
         covered += all(holds)
-        cell = lambda f: f"{f.median_s * 1e3:.3f} ({f.median_low_s * 1e3:.3f}-{f.median_high_s * 1e3:.3f})"  # noqa: E731
+        def cell(f):
+            return f"{f.median_s * 1e3:.3f} ({f.median_low_s * 1e3:.3f}-{f.median_high_s * 1e3:.3f})"
+
         body.append([name, cell(a), cell(b), f"{b.median_s / a.median_s:.2f}",
                      *("yes" if h else "no" for h in holds)])
     return body, both, covered

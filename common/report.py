@@ -21,7 +21,8 @@ from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
-           "setup s", "import s", "to 1st step s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest", "GFLOP/s", "x floor",
+           "setup s", "import s", "to 1st step s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest",
+           "GFLOP/s", "x floor",
            "x shape floor", "import MB", "peak MB", "GPU MB")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
@@ -63,7 +64,8 @@ def _table_row(f: Figures) -> dict[str, str]:
         "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _x_fastest_cell(f), "GFLOP/s": _fmt(f.gflops, ".1f"),
         "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f"),
         "import s": _fmt(f.start_s, ".2f"), "to 1st step s": _fmt(f.to_first_step_s, ".2f"),
-        "import MB": _fmt(f.import_mb, ",.0f"), "peak MB": _fmt(f.peak_mb, ",.0f"), "GPU MB": _fmt(f.device_peak_mb, ",.0f")}
+        "import MB": _fmt(f.import_mb, ",.0f"), "peak MB": _fmt(f.peak_mb, ",.0f"),
+        "GPU MB": _fmt(f.device_peak_mb, ",.0f")}
 
 
 def _x_fastest_cell(f: Figures) -> str:
