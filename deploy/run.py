@@ -103,7 +103,8 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
             rows_file = Path(tmp) / f"{exporter.source}.json"
             cmd = [sys.executable, "-m", "deploy.bench", "--source", exporter.source, "--weights", str(weights),
                    "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(rows_file)]
-            code, _, stderr = run_captured(cmd, child_env(cfg, {"KERAS_BACKEND": "tensorflow"}), timeout_s, stdout=False)
+            env = child_env(cfg, {"KERAS_BACKEND": "tensorflow"})
+            code, _, stderr = run_captured(cmd, env, timeout_s, stdout=False)
             if code != 0 or not rows_file.exists():
                 why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
                        else (stderr.strip().splitlines() or ["no output"])[-1])
