@@ -1,12 +1,16 @@
-"""How sure a median, and a ratio of medians, are: 95% block-bootstrap intervals (scipy.stats.bootstrap).
+"""How sure a median, and a ratio of medians, are: 95% bootstrap intervals (scipy.stats.bootstrap).
 
-What is resampled: neighbouring steps are not independent draws (they share warm caches, a
-neighbour's load on this shared machine, the CPU's clock for a while), so resampling single
-steps would pretend to more information than a run holds and give intervals too narrow. Each
-round's timed steps are cut into contiguous blocks, and the blocks, from every round, are
-resampled whole (a block bootstrap): the correlation inside a block is kept, and a slow spell
-that lasted a block counts as one draw, not as dozens. Rounds alone would be too few (3) to
-resample.
+What is resampled, two ways, and the interval is the wider of the two:
+
+- blocks of neighbouring steps. Neighbouring steps are not independent draws (they share warm
+  caches, a neighbour's load on this shared machine, the CPU's clock for a while), so resampling
+  single steps would pretend to more information than a run holds. Each round's timed steps are
+  cut into contiguous blocks, and the blocks, from every round, are resampled whole: the
+  correlation inside a block is kept, and a slow spell that lasted a block counts as one draw.
+- whole rounds, when there are several. Each round is its own process, started minutes after the
+  last; on this machine medians move more between processes than within one (README's stability
+  table: run twice, block intervals alone held the other run's median in 3 of 17 rows), and only
+  resampling rounds sees that. Three rounds alone are too few to rely on, hence the hull.
 """
 
 from __future__ import annotations
@@ -44,23 +48,48 @@ def _bootstrap(samples: tuple, statistic, seed: int) -> tuple[float, float] | No
     return float(low), float(high)
 
 
+def _hull(*intervals: tuple[float, float] | None) -> tuple[float, float] | None:
+    found = [i for i in intervals if i is not None]
+    return (min(i[0] for i in found), max(i[1] for i in found)) if found else None
+
+
+def _steps_vary(rounds: list[np.ndarray]) -> bool:
+    """False for a run whose steps ran in one call (a Loop): each carries the call's mean, and only
+    its rounds differ."""
+    return any(np.ptp(r) > 0 for r in rounds)
+
+
+def _rounds(rounds: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    return [np.asarray(r, dtype=float) for r in rounds if len(r)]
+
+
 def median_interval(rounds: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float] | None:
-    """95% interval of the median step time of `rounds` (each round's timed steps)."""
-    parts = blocks(rounds)
-    return _bootstrap((np.arange(len(parts)),), lambda idx: np.median(np.concatenate([parts[i] for i in idx])),
-                      seed)
+    """95% interval of the median step time of `rounds` (each round's timed steps): the wider of
+    the blocks' interval and, with several rounds, the rounds' (each round its own process)."""
+    parts, whole = blocks(rounds), _rounds(rounds)
+
+    def median_of(pieces):
+        return lambda idx: np.median(np.concatenate([pieces[i] for i in idx]))
+
+    return _hull(_bootstrap((np.arange(len(parts)),), median_of(parts), seed) if _steps_vary(whole) else None,
+                 _bootstrap((np.arange(len(whole)),), median_of(whole), seed) if len(whole) > 1 else None)
 
 
 def ratio_interval(rounds_a: Sequence[Sequence[float]], rounds_b: Sequence[Sequence[float]],
                    seed: int = 0) -> tuple[float, float] | None:
-    """95% interval of median(a) / median(b), the two runs resampled independently."""
+    """95% interval of median(a) / median(b), the two runs resampled independently, by blocks and
+    (with several rounds each) by rounds; the wider of the two."""
+    def ratio_of(pieces_a, pieces_b):
+        return lambda idx_a, idx_b: (np.median(np.concatenate([pieces_a[i] for i in idx_a]))
+                                     / np.median(np.concatenate([pieces_b[i] for i in idx_b])))
+
     parts_a, parts_b = blocks(rounds_a), blocks(rounds_b)
-
-    def ratio(idx_a, idx_b):
-        return (np.median(np.concatenate([parts_a[i] for i in idx_a]))
-                / np.median(np.concatenate([parts_b[i] for i in idx_b])))
-
-    return _bootstrap((np.arange(len(parts_a)), np.arange(len(parts_b))), ratio, seed)
+    whole_a, whole_b = _rounds(rounds_a), _rounds(rounds_b)
+    by_blocks = (_bootstrap((np.arange(len(parts_a)), np.arange(len(parts_b))), ratio_of(parts_a, parts_b), seed)
+                 if _steps_vary(whole_a) and _steps_vary(whole_b) else None)
+    by_rounds = (_bootstrap((np.arange(len(whole_a)), np.arange(len(whole_b))), ratio_of(whole_a, whole_b), seed)
+                 if len(whole_a) > 1 and len(whole_b) > 1 else None)
+    return _hull(by_blocks, by_rounds)
 
 
 def indistinguishable(interval: tuple[float, float] | None) -> bool:

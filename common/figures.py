@@ -151,10 +151,8 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
     if not timed:
         return f
     f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy
-    timed = [times[1 + warmup:] for times in (r.round_step_times_s or [r.step_times_s])]
-    # Steps timed in one call (a Loop) all carry the call's mean: no per-step spread to resample
-    f.timed = None if all(len(set(t)) <= 1 for t in timed) else timed
-    interval = median_interval(f.timed) if f.timed else None
+    f.timed = [times[1 + warmup:] for times in (r.round_step_times_s or [r.step_times_s])]
+    interval = median_interval(f.timed)
     if interval:
         f.median_low_s, f.median_high_s = interval
     f.steps_per_s = 1 / stats.median_s

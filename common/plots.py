@@ -117,8 +117,8 @@ def sweep_memory(points: list[Figures], path: Path) -> None:
     sizes = {f.flops_per_step: f.config for f in points if f.config is not None}
     flops = sorted(sizes)
     if flops:
-        ax.loglog(flops, [sizes[x].problem_bytes() / 2**20 for x in flops], color="black", linestyle="--",
-                  linewidth=2, label="estimate (common/config.py problem_bytes)")
+        ax.loglog(flops, [sizes[x].run_bytes() / 2**20 for x in flops], color="black", linestyle="--",
+                  linewidth=2, label="estimate (common/config.py run_bytes: working set + framework allowance)")
     ax.set_xlabel("FLOPs per SGD step")
     ax.set_ylabel("peak resident MB - resident MB after the framework's import")
     ax.set_title("Memory as the work grows: what each run holds beyond its framework")

@@ -91,8 +91,8 @@ def summary(points: list[Figures]) -> list[str]:
 
 
 def memory_lines(points: list[Figures]) -> list[str]:
-    """Per size: common/config.py's estimate of the working set (which refuses sizes too big)
-    against what the runs held beyond their framework (peak - import resident MB)."""
+    """Per size: common/config.py's estimate of what a run holds (which refuses sizes too big)
+    against what the runs held beyond their framework's import (peak - import resident MB)."""
     lines = []
     for flops in sorted({f.flops_per_step for f in points if f.flops_per_step}):
         held = [f.peak_mb - f.import_mb for f in points
@@ -100,9 +100,10 @@ def memory_lines(points: list[Figures]) -> list[str]:
         size = next(f for f in points if f.flops_per_step == flops)
         if not held or size.config is None:
             continue
-        estimate = size.config.problem_bytes() / 2**20
+        estimate = size.config.run_bytes() / 2**20
         lines.append(f"memory at {size_label(size)}: estimate {estimate:,.0f} MB, runs held {min(held):,.0f}-"
-                     f"{max(held):,.0f} MB beyond their framework (the most {max(held) / estimate:.2f}x the estimate)")
+                     f"{max(held):,.0f} MB beyond their framework's import (the most {max(held) / estimate:.2f}x "
+                     "the estimate)")
     return lines
 
 
