@@ -92,7 +92,9 @@ def aligned(rows: list[list[str]]) -> list[str]:
 
 
 # Why a framework's harness cost is what it is, where the note says more than the figure.
-HARNESS_EXPLAINED: dict[str, str] = {}
+_ASYNC = ("; JAX dispatches asynchronously: a loop that never reads its loss queues step k+1 while step k runs, "
+          "which a clock stopped after each step's sync cannot allow, so this is the price of a per-step time")
+HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax": _ASYNC}
 
 
 def table_notes(rows: list[Figures]) -> list[str]:
@@ -110,9 +112,9 @@ def table_notes(rows: list[Figures]) -> list[str]:
                      "included; NumPy's row is that baseline); to 1st step s: that + build + step 1; import MB, peak "
                      "MB: resident memory after the import, and at the most (VmHWM)")
     if any(f.median_low_s is not None for f in rows):
-        notes.append("95% CI: of the median, and in brackets of x fastest, by a bootstrap over blocks of neighbouring "
-                     "steps of every round; = marks a run whose ratio's interval holds 1: it cannot be told from the "
-                     "fastest")
+        notes.append("95% CI: of the median, and in brackets of x fastest, by bootstraps over blocks of neighbouring "
+                     "steps and over whole rounds, the wider; = marks a run whose ratio's interval holds 1: it cannot "
+                     "be told from the fastest")
     if any(f.noisy for f in rows):
         notes.append(f"~ IQR above {NOISY_SPREAD:.0%} of the median: that row's time is noisy, rerun before quoting it")
     return list(dict.fromkeys(notes))  # a sweep repeats each run's note at every size

@@ -108,6 +108,11 @@ register(Implementation(
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
     exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx")))
 
+register(Implementation(
+    name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
+    requires=("jax",), extra="jax", versions=("jax",),
+    minibatch=("grad", "manual", "flax"), sweep="grad"))  # scan's one call holds one batch for every step
+
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.
 for _backend in ("tensorflow", "torch", "jax"):

@@ -1,0 +1,52 @@
+"""The plumbing of JAX runs (JAX itself, Keras on jax): device, threads, profiler.
+
+Kept out of the implementation files so that they hold only the lecture's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import jax
+
+from common.config import RunConfig
+
+
+def device(cfg: RunConfig):
+    """The run's JAX device; NotImplementedError (a skip) when there is no such device."""
+    if cfg.device == "cpu":
+        return jax.devices("cpu")[0]
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if not gpus:
+        raise NotImplementedError("no CUDA device visible to JAX")
+    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32: the check is float32's
+    return gpus[0]
+
+
+def bound_threads(threads: int) -> str:
+    """XLA:CPU has no thread setting of its own: it sizes its pools from the cores the process
+    may use, so pinning the process to `threads` cores is what bounds it. Says what was done."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "XLA:CPU threads not bounded (no CPU affinity on this platform)"
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > threads:
+        os.sched_setaffinity(0, cores[:threads])
+    return f"XLA:CPU bounded to {min(threads, len(cores))} core(s) by CPU affinity"
+
+
+@contextlib.contextmanager
+def profile(folder: Path):
+    """Trainer.profile for JAX: jax.profiler over what it wraps; its XSpace (kept under xplane/)
+    converted to trace.json."""
+    from common.profiling import TRACE, write_trace, xspace_events
+    from implementations.xspace import read_xspace
+
+    logdir = folder / "xplane"
+    with jax.profiler.trace(str(logdir)):
+        yield
+    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "jax.profiler")
