@@ -111,6 +111,7 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
                 found.failed.append(f"{exporter.source}: failed: {why}")
                 continue
             found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
+        _export_jax(cfg, model_dir, weights, found, timeout_s, Path(tmp))
         _serve_with_node(cfg, model_dir, weights, found)
 
     print(f"\ndeploying {trained.name}'s weights; N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, "
@@ -125,6 +126,28 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
                                                 "failed": found.failed, "notes": found.skipped + found.failed})
         print(f"wrote {out / 'deploy.json'} and the models in {out / 'models'}")
     return found
+
+
+def _export_jax(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport, timeout_s: float,
+                tmp: Path) -> None:
+    """The trained forward pass as jax.export's StableHLO, served in a fresh process (deploy/jax_export.py)."""
+    if find_spec("jax") is None:
+        found.skipped.append("jax.export: skipped, jax not installed: pip install -e '.[jax]'")
+        return
+    print("exporting and timing jax ...", file=sys.stderr, flush=True)
+    rows_file = tmp / "jax.json"
+    cmd = [sys.executable, "-m", "deploy.jax_export", "--weights", str(weights), "--model-dir", str(model_dir),
+           *config_flags(cfg), "--json", str(rows_file)]
+    code, _, stderr = run_captured(cmd, child_env(cfg, {}), timeout_s, stdout=False)
+    if code != 0 or not rows_file.exists():
+        why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
+               else (stderr.strip().splitlines() or ["no output"])[-1])
+        found.failed.append(f"jax.export: failed: {why}")
+    else:
+        found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
+    if find_spec("jax2onnx") is None:
+        found.skipped.append("jax2onnx: skipped, not installed and not in the jax extra (it brings equinox, "
+                             "huggingface_hub and netron among others); pip install jax2onnx to add its ONNX export")
 
 
 def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport) -> None:

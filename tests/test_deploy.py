@@ -116,4 +116,40 @@ def test_compare_deploy_end_to_end(cli, tmp_path):
         assert row["max_rel_err"] is None or row["max_rel_err"] <= DEPLOY_TOLERANCE["float32"]
     assert (tmp_path / "models" / "predict_net.onnx").exists()
     assert "samples/s" in proc.stdout and "load ms" in proc.stdout and "size KB" in proc.stdout
-    assert all(row["load_s"] > 0 and row["model_bytes"] > 0 for row in doc["rows"])
+    # every runtime's load time and model size, but a source run in-process (jax's jitted forward) loads nothing
+    assert all(row["load_s"] > 0 and row["model_bytes"] > 0 for row in doc["rows"] if row["runtime"] != "jax")
+    if find_spec("jax") is not None:
+        assert {"jax", "jax.export (fresh process)"} <= {row["runtime"] for row in doc["rows"]}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_jax_export_is_served_in_a_fresh_process_as_the_source_computes_it(tmp_path, dtype):
+    pytest.importorskip("jax")
+    cfg, (w1, w2) = trained_weights(dtype)
+    np.savez(tmp_path / "w.npz", w1=w1, w2=w2)
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, "-m", "deploy.jax_export", "--weights", str(tmp_path / "w.npz"),
+                           "--model-dir", str(tmp_path), "--dtype", dtype, "--repeats", "3", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    served = [r for r in rows if r["runtime"] == "jax.export (fresh process)"]
+    assert [r["batch"] for r in served] == [1, cfg.batch]
+    assert all(r["max_rel_err"] <= DEPLOY_TOLERANCE[dtype] and r["load_s"] > 0 for r in served), served
+    assert (tmp_path / "jax_export.stablehlo").stat().st_size > w1.nbytes
+
+
+def test_the_jax_server_has_no_python_source_of_the_model_and_refuses_a_corrupt_file(tmp_path):
+    import ast
+
+    tree = ast.parse((ROOT / "deploy" / "jax_serve.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert not imported & {"common", "implementations", "deploy"}, imported  # only jax, NumPy, the stdlib
+    pytest.importorskip("jax")
+    (tmp_path / "bad.stablehlo").write_bytes(b"not a model")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3), np.float32))
+    proc = subprocess.run([sys.executable, "-m", "deploy.jax_serve", str(tmp_path / "bad.stablehlo"),
+                           str(tmp_path / "x.npy")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "not a serialized jax.export model" in proc.stderr
+    assert "Traceback" not in proc.stderr
