@@ -75,55 +75,47 @@ def step_time(rows: list[Figures], path: Path) -> None:
     plt.close(fig)
 
 
-def sweep(points: list[Figures], peak_gflops: float, path: Path) -> None:
-    """Log-log step time against FLOPs per step, one line per run, with the roofline."""
+def _by_size(points: list[Figures], value, path: Path, ylabel: str, title: str, reference: tuple | None) -> None:
+    """Log-log `value(f)` against FLOPs per step, one line per run; `reference`: (values per
+    FLOPs, label) drawn as a dashed black line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 6))
     by_run: dict[str, list[Figures]] = {}
     for f in points:
-        if f.median_s:
+        if value(f) is not None:
             by_run.setdefault(f"{f.framework}/{f.variant}/{f.device}", []).append(f)
     for label, series in by_run.items():
         series.sort(key=lambda f: f.flops_per_step)
-        ax.loglog([f.flops_per_step for f in series], [f.median_s * 1e3 for f in series], marker="o",
-                  label=label)
-    flops = np.array(sorted({f.flops_per_step for f in points if f.flops_per_step}), dtype=float)
-    if len(flops):
-        ax.loglog(flops, flops / (peak_gflops * 1e9) * 1e3, color="black", linestyle="--", linewidth=2,
-                  label=f"roofline: FLOPs / peak ({peak_gflops:.0f} GFLOP/s)")
+        ax.loglog([f.flops_per_step for f in series], [value(f) for f in series], marker="o", label=label)
+    if reference is not None:
+        line, label = reference
+        flops = sorted(line)
+        if flops:
+            ax.loglog(flops, [line[x] for x in flops], color="black", linestyle="--", linewidth=2, label=label)
     ax.set_xlabel("FLOPs per SGD step")
-    ax.set_ylabel("median step time, ms")
-    ax.set_title("Cost as the work grows: overhead-bound on the left, compute-bound on the right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def sweep(points: list[Figures], peak_gflops: float, path: Path) -> None:
+    """Log-log step time against FLOPs per step, one line per run, with the roofline."""
+    flops = {f.flops_per_step for f in points if f.flops_per_step}
+    _by_size(points, lambda f: f.median_s * 1e3 if f.median_s else None, path, "median step time, ms",
+             "Cost as the work grows: overhead-bound on the left, compute-bound on the right",
+             ({x: x / (peak_gflops * 1e9) * 1e3 for x in flops}, f"roofline: FLOPs / peak ({peak_gflops:.0f} GFLOP/s)"))
 
 
 def sweep_memory(points: list[Figures], path: Path) -> None:
     """Log-log memory against FLOPs per step: what each run held beyond its framework (peak - import
-    MB), one line per run, with common/config.py's estimate of the problem's working set."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 6))
-    by_run: dict[str, list[Figures]] = {}
-    for f in points:
-        if f.peak_mb is not None and f.import_mb is not None:
-            by_run.setdefault(f"{f.framework}/{f.variant}/{f.device}", []).append(f)
-    for label, series in by_run.items():
-        series.sort(key=lambda f: f.flops_per_step)
-        ax.loglog([f.flops_per_step for f in series], [max(f.peak_mb - f.import_mb, 1e-3) for f in series],
-                  marker="o", label=label)
+    MB), one line per run, with common/config.py's estimate of what a run holds."""
     sizes = {f.flops_per_step: f.config for f in points if f.config is not None}
-    flops = sorted(sizes)
-    if flops:
-        ax.loglog(flops, [sizes[x].run_bytes() / 2**20 for x in flops], color="black", linestyle="--",
-                  linewidth=2, label="estimate (common/config.py run_bytes: working set + framework allowance)")
-    ax.set_xlabel("FLOPs per SGD step")
-    ax.set_ylabel("peak resident MB - resident MB after the framework's import")
-    ax.set_title("Memory as the work grows: what each run holds beyond its framework")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _by_size(points, lambda f: (max(f.peak_mb - f.import_mb, 1e-3) if f.peak_mb is not None and f.import_mb is not None
+                                else None), path, "peak resident MB - resident MB after the framework's import",
+             "Memory as the work grows: what each run holds beyond its framework",
+             ({x: cfg.run_bytes() / 2**20 for x, cfg in sizes.items()},
+              "estimate (common/config.py run_bytes: working set + framework allowance)"))

@@ -96,10 +96,13 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = CliParser(prog="python -m deploy.bench", description=__doc__.splitlines()[0])
+def parse_child(prog: str, description: str, argv: list[str] | None, sources: list[str] | None = None):
+    """The flags every deploy child takes: the run's config, the trained weights, where to write.
+    Returns (args, cfg, w1, w2), the weights in cfg's dtype."""
+    parser = CliParser(prog=prog, description=description)
     add_config_args(parser)
-    parser.add_argument("--source", choices=sorted(EXPORTERS), required=True)
+    if sources is not None:
+        parser.add_argument("--source", choices=sources, required=True)
     parser.add_argument("--device", choices=["cpu"], default="cpu", help="the deploy table is measured on the CPU")
     parser.add_argument("--weights", type=Path, required=True, help="trained w1, w2 (.npz from --save-weights)")
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -110,15 +113,20 @@ def main(argv: list[str] | None = None) -> None:
         cfg = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
+    with np.load(args.weights) as weights:
+        w1, w2 = (np.ascontiguousarray(weights[k].astype(cfg.dtype)) for k in ("w1", "w2"))
+    args.model_dir.mkdir(parents=True, exist_ok=True)
+    return args, cfg, w1, w2
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, cfg, w1, w2 = parse_child("python -m deploy.bench", __doc__.splitlines()[0], argv, sorted(EXPORTERS))
     from threadpoolctl import threadpool_limits
 
-    weights = np.load(args.weights)
-    w1, w2 = (np.ascontiguousarray(weights[k].astype(cfg.dtype)) for k in ("w1", "w2"))
     if args.source == "torch":
         import torch
 
         torch.set_num_threads(cfg.threads)
-    args.model_dir.mkdir(parents=True, exist_ok=True)
     with threadpool_limits(limits=cfg.threads):
         rows = bench(args.source, w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats,
                      cfg.warmup)

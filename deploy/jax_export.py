@@ -22,10 +22,9 @@ os.environ.setdefault("JAX_ENABLE_X64", "true")  # before jax loads: a float64 m
 
 import numpy as np  # noqa: E402
 
-from common.config import CliParser, ConfigError, add_config_args, config_from_args  # noqa: E402
 from common.problem import make_serving_batch  # noqa: E402
 from common.timing import step_stats, time_calls  # noqa: E402
-from deploy.bench import DeployRow, max_rel_diff  # noqa: E402
+from deploy.bench import DeployRow, max_rel_diff, parse_child  # noqa: E402
 
 MODEL = "jax_export.stablehlo"
 
@@ -79,24 +78,10 @@ def rows(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir: Path, threads
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = CliParser(prog="python -m deploy.jax_export", description=__doc__.splitlines()[0])
-    add_config_args(parser)
-    parser.add_argument("--device", choices=["cpu"], default="cpu", help="the deploy table is measured on the CPU")
-    parser.add_argument("--weights", type=Path, required=True, help="trained w1, w2 (.npz from --save-weights)")
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--repeats", type=int, default=200, help="timed calls per row (default 200)")
-    parser.add_argument("--json", type=Path, required=True)
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        parser.error(str(exc))
+    args, cfg, w1, w2 = parse_child("python -m deploy.jax_export", __doc__.splitlines()[0], argv)
     from implementations import jax_support
 
     jax_support.bound_threads(cfg.threads)
-    with np.load(args.weights) as weights:
-        w1, w2 = (np.ascontiguousarray(weights[k].astype(cfg.dtype)) for k in ("w1", "w2"))
-    args.model_dir.mkdir(parents=True, exist_ok=True)
     found = rows(w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats, cfg.warmup)
     args.json.write_text(json.dumps([asdict(row) for row in found]))
 
