@@ -201,8 +201,9 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
                 runs.append(Run(impl, impl.variants[0], device))
             else:
                 runs.append(Run(impl, impl.variants[0], device, skip=(
-                    f"no data-parallel engine wired for {framework}; --workers runs torch (DDP) and tensorflow "
-                    "(MultiWorkerMirroredStrategy)")))
+                    f"no data-parallel engine wired for {framework}; --workers runs "
+                    + ", ".join(f"{name} ({other.distributed.variant})" for name, other in REGISTRY.items()
+                                if other.distributed is not None))))
     return runs
 
 

@@ -170,6 +170,7 @@ def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConf
 
     torchrun: one launcher process that starts the W workers (c10d rendezvous on 127.0.0.1).
     tf_config: W processes, each told the whole cluster and its own index through TF_CONFIG.
+    jax_coordinator: W processes, each told the coordinator (process 0's), W and its own id.
     """
     env = {**env, "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}  # loopback only
     if launcher == "torchrun":
@@ -185,6 +186,13 @@ def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConf
         envs = [{**env, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster},
                                                  "task": {"type": "worker", "index": index}})}
                 for index in range(cfg.workers)]
+        return cmds, envs
+    if launcher == "jax_coordinator":
+        coordinator = f"127.0.0.1:{free_ports(1)[0]}"
+        cmds = [[sys.executable, "-m", *args] + (["--json", str(out)] if index == 0 else [])
+                for index in range(cfg.workers)]
+        envs = [{**env, "JAX_COORDINATOR_ADDRESS": coordinator, "JAX_NUM_PROCESSES": str(cfg.workers),
+                 "JAX_PROCESS_ID": str(index)} for index in range(cfg.workers)]
         return cmds, envs
     raise ValueError(f"unknown launcher {launcher!r}")
 

@@ -23,7 +23,7 @@ class Distributed:
 
     module: str
     variant: str
-    launcher: str  # "torchrun" or "tf_config" (common/launch.py)
+    launcher: str  # "torchrun", "tf_config" or "jax_coordinator" (common/launch.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +111,9 @@ register(Implementation(
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
     requires=("jax",), extra="jax", versions=("jax",),
-    minibatch=("grad", "manual", "flax"), sweep="grad"))  # scan's one call holds one batch for every step
+    minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
+    distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
+                            launcher="jax_coordinator")))
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.

@@ -28,14 +28,16 @@ def device(cfg: RunConfig):
     return gpus[0]
 
 
-def bound_threads(threads: int) -> str:
+def bound_threads(threads: int, first_core: int = 0) -> str:
     """XLA:CPU has no thread setting of its own: it sizes its pools from the cores the process
-    may use, so pinning the process to `threads` cores is what bounds it. Says what was done."""
+    may use, so pinning the process to `threads` cores (from the `first_core`-th it may use: data-
+    parallel workers take disjoint ones) is what bounds it. Says what was done."""
     if not hasattr(os, "sched_setaffinity"):
         return "XLA:CPU threads not bounded (no CPU affinity on this platform)"
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) > threads:
-        os.sched_setaffinity(0, cores[:threads])
+        start = first_core % len(cores)
+        os.sched_setaffinity(0, (cores[start:] + cores[:start])[:threads])
     return f"XLA:CPU bounded to {min(threads, len(cores))} core(s) by CPU affinity"
 
 

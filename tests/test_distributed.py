@@ -15,7 +15,7 @@ from common.runner import apply_verdict
 from implementations import REGISTRY, Distributed, Implementation
 from tests.conftest import small_config
 
-ENGINES = ["torch", "tensorflow"]
+ENGINES = ["torch", "tensorflow", "jax"]
 
 
 def _engine(framework: str) -> Implementation:
