@@ -271,7 +271,7 @@ def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
             continue
         slug = result.name.replace("/", "-").replace(" ", "")
         progress(i, len(runs), f"{result.name} under its profiler")
-        run_cfg = dataclasses.replace(plan.cfg, device=run.device, feed=run.feed or plan.cfg.feed, profile=True)
+        run_cfg = dataclasses.replace(plan.cfg, device=run.device, feed=run.feed or plan.cfg.feed)
         profiled = run_one(run.impl, run.variant, run_cfg, plan.timeout_s, profile=plan.out / "traces" / slug)
         if profiled.profile:
             result.profile = {**profiled.profile, "trace": f"traces/{slug}/trace.json"}

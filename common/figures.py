@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from common.config import RunConfig
 from common.confidence import indistinguishable, median_interval, ratio_interval
 from common.profiling import Breakdown
-from common.result import RunResult
+from common.result import COSTS, RunResult
 from common.roofline import achieved_gflops, floor_s, shape_key
 from common.timing import step_stats
 
@@ -144,7 +144,7 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
                 rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note,
                 profile=Breakdown.from_dict(r.profile) if r.profile else None)
-    for name in ("start_s", "build_s", "first_step_s", "import_mb", "build_mb", "peak_mb", "device_peak_mb"):
+    for name in COSTS:
         setattr(f, name, getattr(r, name, None))
     if None not in (f.start_s, f.build_s, f.first_step_s):
         f.to_first_step_s = f.start_s + f.build_s + f.first_step_s

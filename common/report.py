@@ -16,6 +16,7 @@ from common.config import RunConfig
 from common.equivalence import FACTOR, FLOOR_ULPS, WEIGHTS_FLOOR_ULPS
 from common.result import SCHEMA_VERSION, RunResult
 from common.figures import Figures
+from common.profiling import table_rows
 from common.noise import Reference
 from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
@@ -168,15 +169,8 @@ PROFILE_INTRO = ("One extra run of each, under the framework's own profiler (nev
                  "traces/<run>/trace.json, which ui.perfetto.dev and chrome://tracing open.")
 
 
-def profile_rows(rows: list[Figures]) -> list[list[str]]:
-    """The breakdown table's rows (header first) for the runs that were profiled."""
-    from common.profiling import table_rows
-
-    return table_rows(rows)
-
-
 def profile_table(rows: list[Figures]) -> str:
-    return "\n".join(aligned(profile_rows(rows)))
+    return "\n".join(aligned(table_rows(rows)))
 
 
 def ratio_text(a: Figures, b: Figures) -> str:
@@ -381,6 +375,6 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
           f"Python {machine['python']}\n", markdown_table(rows), ""]
     md += [f"- {line}" for line in lines + table_notes(rows)]
     if any(f.profile for f in rows):
-        md += ["", "## Where the time goes", "", PROFILE_INTRO, "", markdown(profile_rows(rows))]
+        md += ["", "## Where the time goes", "", PROFILE_INTRO, "", markdown(table_rows(rows))]
     md += [""] + [f"![{name}]({name})\n" for name in images]
     (out / "report.md").write_text("\n".join(md))

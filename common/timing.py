@@ -120,10 +120,15 @@ def time_steps(trainer: Trainer, steps: int) -> StepClock:
         clock.data_done()
         if not clock.lap(step(x, y)):
             break
-    close = getattr(batches, "close", None)  # a generator: stops its prefetch threads after an early stop
+    _stop(batches)
+    return clock
+
+
+def _stop(batches) -> None:
+    """A feed's generator stops its prefetch threads when closed (after an early stop, or a block)."""
+    close = getattr(batches, "close", None)
     if close is not None:
         close()
-    return clock
 
 
 MIN_HARNESS_BLOCK = 25  # steps per block of harness_cost
@@ -141,9 +146,7 @@ def run_bare(trainer: Trainer, steps: int) -> None:
                 step()
             else:
                 step(*next(batches))
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        _stop(batches)
     trainer.sync()
 
 

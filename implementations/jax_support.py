@@ -45,10 +45,9 @@ def bound_threads(threads: int, first_core: int = 0) -> str:
 def profile(folder: Path):
     """Trainer.profile for JAX: jax.profiler over what it wraps; its XSpace (kept under xplane/)
     converted to trace.json."""
-    from common.profiling import TRACE, write_trace, xspace_events
-    from implementations.xspace import read_xspace
+    from implementations.xspace import write_trace_from
 
     logdir = folder / "xplane"
     with jax.profiler.trace(str(logdir)):
         yield
-    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "jax.profiler")
+    write_trace_from(logdir, folder, "jax.profiler")

@@ -6,7 +6,6 @@ The backend's own family helper (torch_support, tf_support) does the work where 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import keras
 
@@ -100,18 +99,6 @@ def profiler(device: str):
         from implementations import tf_support
 
         return tf_support.profile
-    return jax_profile
+    from implementations import jax_support
 
-
-@contextlib.contextmanager
-def jax_profile(folder: Path):
-    """jax.profiler over what it wraps; its XSpace (kept under xplane/) converted to trace.json."""
-    import jax
-
-    from common.profiling import TRACE, write_trace, xspace_events
-    from implementations.xspace import read_xspace
-
-    logdir = folder / "xplane"
-    with jax.profiler.trace(str(logdir)):
-        yield
-    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "jax.profiler")
+    return jax_support.profile

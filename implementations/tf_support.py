@@ -59,8 +59,7 @@ def session_config(threads: int) -> v1.ConfigProto:
 def profile(folder: Path):
     """Trainer.profile for TF2 functions and Keras on TF: tf.profiler.experimental over what it
     wraps; its XSpace (kept under xplane/, which TensorBoard opens) converted to trace.json."""
-    from common.profiling import TRACE, write_trace, xspace_events
-    from implementations.xspace import read_xspace
+    from implementations.xspace import write_trace_from
 
     logdir = folder / "xplane"
     tf.profiler.experimental.start(str(logdir))
@@ -68,7 +67,7 @@ def profile(folder: Path):
         yield
     finally:
         tf.profiler.experimental.stop()
-    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), "tf.profiler")
+    write_trace_from(logdir, folder, "tf.profiler")
 
 
 def device_memory(device_name: str):

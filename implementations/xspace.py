@@ -1,4 +1,4 @@
-"""Reading the XSpace files that tf.profiler and jax.profiler write (the proto ships with TensorFlow)."""
+"""The XSpace files that tf.profiler and jax.profiler write (the proto ships with TensorFlow), as trace.json."""
 
 from __future__ import annotations
 
@@ -15,3 +15,10 @@ def read_xspace(folder: Path):
     xspace = xplane_pb2.XSpace()
     xspace.ParseFromString(files[-1].read_bytes())
     return xspace
+
+
+def write_trace_from(logdir: Path, folder: Path, profiler: str) -> None:
+    """folder/trace.json (common.profiling's format) from the XSpace a profiler wrote under logdir."""
+    from common.profiling import TRACE, write_trace, xspace_events
+
+    write_trace(folder / TRACE, xspace_events(read_xspace(logdir)), profiler)
