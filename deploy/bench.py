@@ -82,10 +82,11 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
     loaded = {"onnxruntime": (load_time_s(open_session), onnx_size_bytes(path)),
               SOURCE_RUNTIME[source]: (load_time_s(native_load), native_path.stat().st_size)}
     name = session.get_inputs()[0].name
-    rows = []
+    rows, source_out = [], {}
     for batch in dict.fromkeys((1, len(x))):
         xb = np.ascontiguousarray(x[:batch])
-        err = max_rel_diff(session.run(None, {name: xb})[0], forward(xb))
+        source_out[str(batch)] = forward(xb)
+        err = max_rel_diff(session.run(None, {name: xb})[0], source_out[str(batch)])
         runtimes = {"onnxruntime": lambda: session.run(None, {name: xb}), SOURCE_RUNTIME[source]: lambda: forward(xb)}
         for runtime, call in runtimes.items():
             stats = step_stats(time_calls(call, 1 + warmup + repeats), warmup)
@@ -93,7 +94,14 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
                                   median_s=stats.median_s, iqr_s=stats.iqr_s,
                                   max_rel_err=err if runtime == "onnxruntime" else None,
                                   load_s=loaded[runtime][0], model_bytes=loaded[runtime][1]))
+    # Runtimes outside Python (the browser) are checked against the source without importing it.
+    np.savez(source_outputs_path(path), **source_out)
     return rows
+
+
+def source_outputs_path(model: Path) -> Path:
+    """Where bench leaves the source framework's own y_pred on the serving batch, per batch size."""
+    return model.with_name(f"{model.stem}.source_out.npz")
 
 
 def parse_child(prog: str, description: str, argv: list[str] | None, sources: list[str] | None = None):

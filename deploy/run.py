@@ -15,8 +15,8 @@ from common.problem import make_serving_batch
 from common.report import aligned, markdown, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
-from deploy import node
-from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff, onnx_size_bytes
+from deploy import node, web
+from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff, onnx_size_bytes, source_outputs_path
 from deploy.export import numpy_forward
 from implementations import REGISTRY
 
@@ -113,6 +113,7 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
             found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
         _export_jax(cfg, model_dir, weights, found, timeout_s, Path(tmp))
         _serve_with_node(cfg, model_dir, weights, found)
+        _serve_in_browser(cfg, model_dir, found, timeout_s, out / "web.png" if out else None)
 
     print(f"\ndeploying {trained.name}'s weights; N={cfg.batch} D_in={cfg.d_in} H={cfg.hidden} D_out={cfg.d_out}, "
           f"{cfg.threads} threads; median of 200 calls after {cfg.warmup} warm-up; max rel err: max|out - source| "
@@ -170,3 +171,44 @@ def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: Depl
                                     batch=batch, dtype=cfg.dtype, median_s=stats.median_s, iqr_s=stats.iqr_s,
                                     max_rel_err=max_rel_diff(y, forward(x[:batch])), load_s=load_s,
                                     model_bytes=onnx_size_bytes(model_dir / "predict_net.onnx")))
+
+
+WEB_RUNTIME = "onnxruntime-web (chromium, wasm)"
+
+
+def _serve_in_browser(cfg: RunConfig, model_dir: Path, found: DeployReport, timeout_s: float,
+                      screenshot: Path | None) -> None:
+    """The exported .onnx models in deploy/web's page, in headless Chromium: the run's thread count
+    (multi-threaded WASM, the page cross-origin isolated) and, when that is more than one, one thread."""
+    reason = web.unavailable_reason()
+    if reason:
+        found.skipped.append(f"{WEB_RUNTIME}: skipped, {reason}")
+        return
+    models = [m for m in sorted(model_dir.glob("*.onnx")) if source_outputs_path(m).exists()]
+    if not models:
+        return
+    import numpy as np
+
+    print("serving the models in headless Chromium ...", file=sys.stderr, flush=True)
+    try:
+        pages = web.serve_in_browser(model_dir, models, make_serving_batch(cfg), (cfg.threads, 1), 200, cfg.warmup,
+                                     timeout_s, screenshot)
+    except Exception as exc:  # noqa: BLE001  (a browser or page failure is a failed row, not a lost table)
+        found.failed.append(f"{WEB_RUNTIME}: failed: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}")
+        return
+    for threads, page in pages.items():
+        runtime = WEB_RUNTIME if threads == cfg.threads else f"{WEB_RUNTIME[:-1]}, {threads} thread)"
+        outputs = web.outputs(page, cfg.dtype)
+        for m in page["models"]:
+            if m.get("error"):
+                found.failed.append(f"{runtime}: {m['name']}: failed: {m['error']}")
+                continue
+            with np.load(source_outputs_path(model_dir / m["name"])) as want:
+                for b in m["batches"]:
+                    stats = step_stats([t / 1e3 for t in b["times_ms"]], cfg.warmup)
+                    found.rows.append(DeployRow(
+                        model=m["name"], source=m["name"].removesuffix(".onnx").removesuffix("_export"),
+                        runtime=runtime, batch=b["batch"], dtype=cfg.dtype, median_s=stats.median_s,
+                        iqr_s=stats.iqr_s, max_rel_err=max_rel_diff(outputs[m["name"], b["batch"]],
+                                                                           want[str(b["batch"])]),
+                        load_s=m["load_ms"] / 1e3, model_bytes=onnx_size_bytes(model_dir / m["name"])))

@@ -12,7 +12,7 @@ import pytest
 
 from common.config import RunConfig
 from common.problem import make_serving_batch
-from deploy import node
+from deploy import node, web
 from deploy.bench import DEPLOY_TOLERANCE, bench, max_rel_diff
 from deploy.export import export_predict_net
 from implementations import REGISTRY
@@ -120,6 +120,13 @@ def test_compare_deploy_end_to_end(cli, tmp_path):
     assert all(row["load_s"] > 0 and row["model_bytes"] > 0 for row in doc["rows"] if row["runtime"] != "jax")
     if find_spec("jax") is not None:
         assert {"jax", "jax.export (fresh process)"} <= {row["runtime"] for row in doc["rows"]}
+    if web.unavailable_reason() is None:  # the page in headless Chromium, at 2 threads and at 1, and its picture
+        web_rows = [r for r in doc["rows"] if r["runtime"].startswith("onnxruntime-web (chromium, wasm")]
+        assert {(r["model"], r["batch"]) for r in web_rows} >= {("predict_net.onnx", 1), ("predict_net.onnx", 64)}
+        assert len({r["runtime"] for r in web_rows}) == (2 if RunConfig().threads > 1 else 1)
+        assert (tmp_path / "web.png").read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert any(note.startswith("onnxruntime-web (chromium, wasm): skipped") for note in doc["skipped"])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
