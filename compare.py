@@ -195,7 +195,13 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
     for device in plan.devices:
         for framework in plan.frameworks:
             impl = REGISTRY[framework]
-            if impl.distributed is not None:
+            if impl.distributed is not None and plan.cfg.minibatch and not impl.distributed.minibatch:
+                runs.append(Run(impl, impl.distributed.variant, device, skip=(
+                    f"--workers with --samples is built for "
+                    + ", ".join(f"{name} ({other.distributed.variant})" for name, other in REGISTRY.items()
+                                if other.distributed is not None and other.distributed.minibatch)
+                    + f"; {framework}'s {impl.distributed.variant} engine trains on the lecture's batch")))
+            elif impl.distributed is not None:
                 runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, plan.cfg.workers)]
             elif framework == "numpy":
                 runs.append(Run(impl, impl.variants[0], device))

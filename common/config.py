@@ -113,8 +113,6 @@ class RunConfig:
         if self.batch % self.workers:
             raise ConfigError(f"--workers {self.workers} must divide --batch N={self.batch}: each worker takes "
                               "an equal slice of every batch")
-        if self.workers > 1 and self.minibatch:
-            raise ConfigError("--workers with --samples is not built: data-parallel runs train on the lecture's batch")
         if self.feed not in FEEDS:
             raise ConfigError(f"--feed must be one of {', '.join(FEEDS)}, got {self.feed!r}")
         if not isinstance(self.loader_workers, int) or self.loader_workers < 1:

@@ -61,6 +61,12 @@ def memory_mapped(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     return tuple(arrays)
 
 
+def worker_order(cfg: RunConfig, rank: int) -> np.ndarray:
+    """A data-parallel worker's rows of every step's batch in the shared order, shape (steps, N/W):
+    the W workers' rows together are the batch the single-process reference trains on."""
+    return batch_order(cfg)[:, worker_rows(cfg, rank)]
+
+
 def host_source(cfg: RunConfig, problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     """Where the feed reads the dataset on the host: the memory map for disk, memory otherwise."""
     return memory_mapped(problem) if cfg.feed == "disk" else (problem.x, problem.y)

@@ -47,7 +47,7 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
     """
     from threadpoolctl import threadpool_limits
 
-    refuse_minibatch(cfg, variant, impl.minibatch)
+    refuse_minibatch(cfg, variant, impl.minibatch_variants())
     problem = make_problem(cfg) if problem is None else problem
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.

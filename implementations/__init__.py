@@ -24,6 +24,7 @@ class Distributed:
     module: str
     variant: str
     launcher: str  # "torchrun", "tf_config" or "jax_coordinator" (common/launch.py)
+    minibatch: bool = False  # trains on minibatches (--samples), each worker on its rows of every batch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +68,11 @@ class Implementation:
 
         return {name: importlib.import_module(name).__version__ for name in self.versions}
 
+    def minibatch_variants(self) -> tuple[str, ...]:
+        """Every variant that trains on minibatches, the data-parallel engine's included."""
+        engine = (self.distributed.variant,) if self.distributed is not None and self.distributed.minibatch else ()
+        return self.minibatch + engine
+
     def variants_of(self, module: str) -> tuple[str, ...]:
         """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
         if module == self.module:
@@ -91,7 +97,7 @@ register(Implementation(
     name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
     requires=("torch",), extra="torch", versions=("torch",),
     minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
-    distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun"),
+    distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
     exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
                       extra="torch,onnx")))
 register(Implementation(
@@ -101,7 +107,7 @@ register(Implementation(
     # tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
     minibatch=("function", "xla"), sweep="variables",
     distributed=Distributed(module="implementations.tensorflow_multiworker", variant="multiworker",
-                            launcher="tf_config")))
+                            launcher="tf_config", minibatch=True)))
 register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"),

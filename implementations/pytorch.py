@@ -137,9 +137,10 @@ class Rows(torch.utils.data.Dataset):
         return data.gather(self.x, self.y, rows)  # NumPy; the DataLoader converts to tensors
 
 
-def make_feed(cfg: RunConfig, problem: Problem, device: torch.device):
-    """Minibatches in the shared order: gathered on the device (resident) or by a DataLoader."""
-    order = data.batch_order(cfg)
+def make_feed(cfg: RunConfig, problem: Problem, device: torch.device, order=None):
+    """Minibatches in the shared order: gathered on the device (resident) or by a DataLoader.
+    `order`: each step's rows (default the whole batch; a DDP worker passes its own rows of it)."""
+    order = data.batch_order(cfg) if order is None else order
     if cfg.feed == "resident":
         x_all, y_all = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
         order_on_device = torch.tensor(order, device=device)

@@ -26,7 +26,7 @@ from common.launch import free_ports
 from common.problem import Problem
 from common.timing import Trainer
 from implementations import torch_support
-from implementations.pytorch import make_sequential, weights_of
+from implementations.pytorch import make_feed, make_sequential, weights_of
 
 COMM_REPEATS = 20
 
@@ -47,7 +47,7 @@ def build_ddp(cfg: RunConfig, x, y, w1, w2) -> Trainer:
     loss_fn = torch.nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
-    def step():
+    def step(x=x, y=y):  # minibatch mode passes this worker's rows of each batch
         local_loss = loss_fn(model(x), y)  # over this worker's rows only
         optimizer.zero_grad()
         local_loss.backward()  # DDP sums the gradients of every worker as backward runs
@@ -110,10 +110,16 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     torch_support.set_threads(cfg.worker_threads)
     device = local_device(cfg)
     join_process_group(cfg)
-    mine = data.worker_rows(cfg, dist.get_rank())
-    x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
-    trainer = BUILDERS[variant](cfg, x, y, w1, w2)
+    if cfg.minibatch:
+        # The sampler, as DistributedSampler is one: this worker's rows of each batch of the shared
+        # order, so the W workers' rows together are the batch the reference trains on.
+        trainer = BUILDERS[variant](cfg, None, None, w1, w2)._replace(
+            feed=make_feed(cfg, problem, device, order=data.worker_order(cfg, dist.get_rank())))
+    else:
+        mine = data.worker_rows(cfg, dist.get_rank())
+        x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
+        trainer = BUILDERS[variant](cfg, x, y, w1, w2)
     return trainer._replace(sync=torch_support.sync(device), reports=dist.get_rank() == 0,
                             collectives=lambda: time_collectives(cfg, problem, device),
                             note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)",

@@ -21,7 +21,7 @@ from common import data
 from common.config import RunConfig
 from common.problem import Problem
 from common.timing import Trainer
-from implementations import tf_support
+from implementations import tf_data, tf_support
 from implementations.tensorflow_graphs import forward_loss
 from implementations.tf_support import tf
 
@@ -34,9 +34,9 @@ SUM = tf.distribute.ReduceOp.SUM
 # --- the step of each variant -----------------------------------------------------------------
 
 def build_multiworker(cfg: RunConfig, x, y, w1, w2, strategy) -> Trainer:
-    lr = tf.constant(cfg.lr, dtype=x.dtype)
+    lr = tf.constant(cfg.lr, dtype=w1.dtype)
 
-    def replica_step():
+    def replica_step(x=x, y=y):  # minibatch mode passes this worker's rows of each batch
         with tf.GradientTape() as tape:
             local_loss = forward_loss(x, y, w1, w2)  # over this worker's rows only
         grad_w1, grad_w2 = tape.gradient(local_loss, [w1, w2])
@@ -47,10 +47,10 @@ def build_multiworker(cfg: RunConfig, x, y, w1, w2, strategy) -> Trainer:
         return loss
 
     @tf.function
-    def train_step():
-        return strategy.run(replica_step)
+    def train_step(*batch):
+        return strategy.run(replica_step, args=batch)
 
-    return Trainer(lambda: strategy.experimental_local_results(train_step())[0].numpy(),
+    return Trainer(lambda *batch: strategy.experimental_local_results(train_step(*batch))[0].numpy(),
                    weights=lambda: (w1.numpy(), w2.numpy()))
 
 
@@ -94,6 +94,19 @@ def time_collectives(problem: Problem, strategy) -> float:
     return statistics.median(times)
 
 
+# --- the feed (minibatch mode) ----------------------------------------------------------------
+
+def distributed_feed(cfg: RunConfig, problem: Problem, strategy):
+    """A distributed dataset: each worker's input pipeline (tf_data.pipeline) reads its own rows of
+    every batch of the shared order, so the workers' rows together are the reference's batch."""
+
+    def worker_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return tf_data.pipeline(cfg, problem, order=data.worker_order(cfg, context.input_pipeline_id))
+
+    batches = strategy.distribute_datasets_from_function(worker_pipeline)
+    return lambda: iter(batches)
+
+
 # --- build ------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
@@ -101,12 +114,16 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     device = tf_support.device(cfg)
     strategy = make_strategy(cfg, device)
     rank = strategy.cluster_resolver.task_id or 0
-    mine = data.worker_rows(cfg, rank)
-    x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
     # Plain variables, one copy per worker, created outside strategy.scope(): every worker
     # applies the same summed gradient, so no variable syncing is needed (or paid for).
     w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
-    trainer = BUILDERS[variant](cfg, x, y, w1, w2, strategy)
+    if cfg.minibatch:
+        trainer = BUILDERS[variant](cfg, None, None, w1, w2, strategy)._replace(
+            feed=distributed_feed(cfg, problem, strategy))
+    else:
+        mine = data.worker_rows(cfg, rank)
+        x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
+        trainer = BUILDERS[variant](cfg, x, y, w1, w2, strategy)
     return trainer._replace(sync=tf_support.sync(device), reports=rank == 0,
                             collectives=lambda: time_collectives(problem, strategy),
                             note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "

@@ -13,15 +13,17 @@ from common.problem import Problem
 from implementations.tf_support import tf
 
 
-def pipeline(cfg: RunConfig, problem: Problem) -> tf.data.Dataset:
-    """One element per step: that step's (x, y) batch, in the shared order, on the host."""
-    rows = tf.data.Dataset.from_tensor_slices(data.batch_order(cfg))
+def pipeline(cfg: RunConfig, problem: Problem, order=None) -> tf.data.Dataset:
+    """One element per step: that step's (x, y) batch, in the shared order, on the host.
+    `order`: each step's rows (default the whole batch; a data-parallel worker passes its own)."""
+    order = data.batch_order(cfg) if order is None else order
+    rows = tf.data.Dataset.from_tensor_slices(order)
     if cfg.feed == "disk":
         x_map, y_map = data.host_source(cfg, problem)
 
         def read(rows):  # a memory map is no tensor: NumPy gathers from it inside the pipeline
             x, y = tf.numpy_function(lambda r: data.gather(x_map, y_map, r), [rows], (x_map.dtype, y_map.dtype))
-            return tf.ensure_shape(x, (cfg.batch, cfg.d_in)), tf.ensure_shape(y, (cfg.batch, cfg.d_out))
+            return tf.ensure_shape(x, (order.shape[1], cfg.d_in)), tf.ensure_shape(y, (order.shape[1], cfg.d_out))
     else:
         with tf.device("/CPU:0"):
             x_host, y_host = tf.constant(problem.x), tf.constant(problem.y)

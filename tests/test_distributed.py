@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common.config import ConfigError
@@ -43,8 +44,35 @@ def test_workers_must_divide_the_batch():
         small_config(workers=3)
     with pytest.raises(ConfigError, match="--workers must be an integer >= 1"):
         small_config(workers=0)
-    with pytest.raises(ConfigError, match="--workers with --samples is not built"):
-        small_config(workers=2, samples=32)
+    assert small_config(workers=2, samples=32).steps == 4  # minibatches, each split over the workers
+
+
+@pytest.mark.parametrize("framework, feed", [("torch", "resident"), ("torch", "prefetch"), ("tensorflow", "copy")])
+def test_engine_on_minibatches_takes_its_rows_of_each_shared_batch_and_matches_in_float64(framework, feed,
+                                                                                          references):
+    cfg = small_config(dtype="float64", workers=2, threads=2, samples=32, epochs=2, feed=feed)
+    impl = _engine(framework)
+    result = apply_verdict(run_one(impl, impl.distributed.variant, cfg, timeout_s=300), references(cfg))
+    assert result.status == "ok", result.error
+    assert len(result.losses) == cfg.steps == 8 and result.feed == feed and result.world_size == 2
+    assert result.x_noise <= FACTOR["float64"] and result.weights_x_noise <= FACTOR["float64"]
+
+
+def test_worker_orders_partition_each_batch_of_the_shared_order():
+    from common import data
+
+    cfg = small_config(workers=2, samples=32, epochs=2)
+    mine = [data.worker_order(cfg, rank) for rank in range(2)]
+    assert all(m.shape == (cfg.steps, cfg.batch // 2) for m in mine)
+    np.testing.assert_array_equal(np.concatenate(mine, axis=1), data.batch_order(cfg))
+
+
+def test_an_engine_without_minibatches_is_a_skipped_row_naming_those_with(cli):
+    proc = cli("compare.py", "--frameworks", "jax", "--workers", "2", "--samples", "128", "--batch", "8",
+               "--d-in", "20", "--hidden", "6", "--d-out", "3", "--rounds", "1")
+    assert "Traceback" not in proc.stderr
+    assert "--workers with --samples is built for torch (ddp), tensorflow (multiworker); jax's sharded engine" \
+        in proc.stdout
 
 
 def test_each_worker_gets_its_share_of_the_threads():
