@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
-from common import noise
+from common import hosts, noise
 from common.figures import figures
 from common.launch import THREAD_ENV, run_one
 from common.noise import Reference
@@ -49,6 +49,8 @@ class Plan:
     report_from: Path | None = None
     markdown: bool = False
     profile: bool = False  # one extra run each under the framework's profiler, traces in out/traces
+    hosts: int = 1  # --workers over 1 host (loopback) or 2 (network namespaces joined by a veth pair)
+    link_gbit: float | None = None  # the 2 hosts' link, limited to this many Gbit/s (None: unlimited)
 
 
 def parse_args(argv: list[str] | None) -> Plan:
@@ -78,6 +80,12 @@ def parse_args(argv: list[str] | None) -> Plan:
     m.add_argument("--sweep", action="store_true",
                    help="the same comparison over a ladder of sizes, lecture's to compute-bound (see README)")
     m.add_argument("--sweep-steps", type=int, default=30, help="steps per run in the sweep (default 30)")
+    h = parser.add_argument_group("data-parallel across hosts (Linux, root; see README)")
+    h.add_argument("--hosts", type=int, default=1,
+                   help="1: --workers on loopback (default); 2: half the workers on each of two hosts, network "
+                        "namespaces joined by a veth pair, started by README's multi-machine commands")
+    h.add_argument("--link-gbit", type=float, default=None, metavar="B",
+                   help="with --hosts 2: limit the link between the hosts to B Gbit/s (tc tbf; default unlimited)")
     d = parser.add_argument_group("deploy (instead of the training comparison)")
     d.add_argument("--deploy", action="store_true",
                    help="train once, export to ONNX (predict_net, torch.onnx.export, Keras export), "
@@ -119,6 +127,7 @@ def _plan(args) -> Plan:
                           "(set the size with --batch/--d-in/--hidden/--d-out)")
     if args.profile and args.out is None:
         raise ConfigError("--profile needs --out DIR: the traces are written to DIR/traces")
+    _check_hosts(args)
     if args.markdown and args.report_from is None:
         raise ConfigError("--markdown goes with --report-from: it prints an earlier results.json's table")
     if args.out is not None:
@@ -129,7 +138,23 @@ def _plan(args) -> Plan:
                 representatives=(args.sweep or bool(args.samples)) and args.variants == "all",
                 rounds=rounds, timeout_s=args.timeout, out=args.out, sweep=args.sweep, sweep_steps=args.sweep_steps,
                 deploy_from=_deploy_source(args.deploy_from) if args.deploy else None, report_from=args.report_from,
-                markdown=args.markdown, profile=args.profile)
+                markdown=args.markdown, profile=args.profile, hosts=args.hosts, link_gbit=args.link_gbit)
+
+
+def _check_hosts(args) -> None:
+    """--hosts and --link-gbit: what they combine with, and whether this machine can make hosts."""
+    if args.hosts not in (1, 2):
+        raise ConfigError(f"--hosts must be 1 (loopback) or 2 (two network namespaces), got {args.hosts}")
+    if args.link_gbit is not None and args.hosts != 2:
+        raise ConfigError("--link-gbit limits the link between two hosts: it needs --hosts 2")
+    if args.link_gbit is not None and not args.link_gbit > 0:
+        raise ConfigError(f"--link-gbit must be > 0 Gbit/s, got {args.link_gbit!r}")
+    if args.hosts == 2:
+        if args.workers < 2 or args.workers % 2:
+            raise ConfigError(f"--hosts 2 needs --workers W, even and >= 2 (W/2 per host), got {args.workers}")
+        reason = hosts.unavailable_reason()
+        if reason:
+            raise ConfigError(f"--hosts 2: {reason}")
 
 
 def _pick(text: str, allowed: list[str], flag: str, aliases: dict[str, list[str]] | None = None) -> list[str]:
@@ -195,7 +220,10 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
     for device in plan.devices:
         for framework in plan.frameworks:
             impl = REGISTRY[framework]
-            if impl.distributed is not None and plan.cfg.minibatch and not impl.distributed.minibatch:
+            if impl.distributed is not None and plan.hosts > 1 and impl.distributed.single_host:
+                runs.append(Run(impl, impl.distributed.variant, device,
+                                skip=f"--hosts {plan.hosts}: {impl.distributed.single_host}"))
+            elif impl.distributed is not None and plan.cfg.minibatch and not impl.distributed.minibatch:
                 runs.append(Run(impl, impl.distributed.variant, device, skip=(
                     f"--workers with --samples is built for "
                     + ", ".join(f"{name} ({other.distributed.variant})" for name, other in REGISTRY.items()
@@ -256,8 +284,7 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
                 progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
                                       f"round {round_index + 1}/{plan.rounds}")
                 # the sweep leaves it out: at its large sizes a second pass costs minutes, and shrinks to nothing
-                result = apply_verdict(run_one(impl, variant, run_cfg, plan.timeout_s, harness_cost=not plan.sweep),
-                                       reference)
+                result = apply_verdict(run_dp(impl, variant, run_cfg, plan), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
@@ -267,6 +294,17 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
         interrupt.finished = finished()
         raise
     return finished()
+
+
+def run_dp(impl: Implementation, variant: str, cfg: RunConfig, plan: Plan):
+    """One run; with --hosts 2 a data-parallel run's workers go to two fresh hosts, removed after it."""
+    if plan.hosts == 1 or cfg.workers == 1:
+        return run_one(impl, variant, cfg, plan.timeout_s, harness_cost=not plan.sweep)
+    with hosts.TwoHosts(plan.link_gbit) as two:
+        result = run_one(impl, variant, cfg, plan.timeout_s, hosts=two)
+    link = "unlimited" if plan.link_gbit is None else f"{plan.link_gbit:g} Gbit/s"
+    result.note = "; ".join(filter(None, [result.note, f"over 2 hosts ({cfg.workers // 2} worker(s) each), link {link}"]))
+    return result
 
 
 def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:

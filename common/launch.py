@@ -43,11 +43,12 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None,
-            harness_cost: bool = False, profile: Path | None = None) -> RunResult:
+            harness_cost: bool = False, profile: Path | None = None, hosts=None) -> RunResult:
     """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
     them for a data-parallel engine; any way it can fail becomes a row with the reason.
     `harness_cost`: the child also measures its steps with no per-step clock (not data-parallel);
-    `profile`: the child runs under the framework's profiler and writes its trace into that folder."""
+    `profile`: the child runs under the framework's profiler and writes its trace into that folder;
+    `hosts` (common.hosts.TwoHosts): a data-parallel run's workers are spread over those two hosts."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
@@ -63,8 +64,8 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
         # --no-check: the parent judges every run against its one reference; the child need not.
         args = [module, "--variant", variant, *config_flags(cfg), "--no-check", "--save-weights", str(weights)]
         if distributed:
-            returncode, stderr = run_group(*data_parallel_launch(impl.distributed.launcher, args, out, cfg, env),
-                                           timeout_s)
+            launch = data_parallel_launch(impl.distributed.launcher, args, out, cfg, env, hosts)
+            returncode, stderr = run_group(*launch, timeout_s)
         else:
             returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out),
                                             *(["--harness-cost"] if harness_cost else []),
@@ -165,13 +166,16 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict):
-    """The commands and environments of a W-worker run on loopback, rank 0 writing `out`.
+def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict, hosts=None):
+    """The commands and environments of a W-worker run on loopback, rank 0 writing `out`;
+    with `hosts` (common.hosts.TwoHosts), README's multi-machine commands, one per host.
 
     torchrun: one launcher process that starts the W workers (c10d rendezvous on 127.0.0.1).
     tf_config: W processes, each told the whole cluster and its own index through TF_CONFIG.
     jax_coordinator: W processes, each told the coordinator (process 0's), W and its own id.
     """
+    if hosts is not None:
+        return _two_host_launch(launcher, args, out, cfg, env, hosts)
     env = {**env, "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}  # loopback only
     if launcher == "torchrun":
         port = free_ports(1)[0]
@@ -194,6 +198,48 @@ def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConf
         envs = [{**env, "JAX_COORDINATOR_ADDRESS": coordinator, "JAX_NUM_PROCESSES": str(cfg.workers),
                  "JAX_PROCESS_ID": str(index)} for index in range(cfg.workers)]
         return cmds, envs
+    raise ValueError(f"unknown launcher {launcher!r}")
+
+
+# Fixed ports are safe across hosts: each namespace has its own, all free.
+RENDEZVOUS_PORT, TF_PORT, JAX_PORT = 29500, 23456, 23457
+
+
+def _two_host_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict, hosts):
+    """W workers, W/2 on each of two hosts, started as README's across-machines section says:
+    one torchrun per host (--node-rank), or one process per worker with TF_CONFIG / the JAX
+    coordinator naming the hosts' addresses. Gloo and NCCL use each host's own interface;
+    TensorFlow's collectives reach the addresses in TF_CONFIG, so it needs no setting."""
+    if cfg.workers % 2:
+        raise ValueError(f"--workers {cfg.workers} over 2 hosts: it must be even")
+    per_host = cfg.workers // 2
+    envs = [{**env, "GLOO_SOCKET_IFNAME": hosts.interfaces[h], "NCCL_SOCKET_IFNAME": hosts.interfaces[h]}
+            for h in range(2)]
+    if launcher == "torchrun":
+        # Both namespaces share the machine's hostname, which resolves outside them, so the two
+        # things torchrun infers from it are said: which agent hosts the rendezvous store
+        # (is_host), and each agent's own address for its workers (--local-addr).
+        cmds = [hosts.command(h, [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                                  "--nproc-per-node", str(per_host), "--node-rank", str(h),
+                                  "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{hosts.address(0)}:{RENDEZVOUS_PORT}",
+                                  "--rdzv-conf", f"is_host={'true' if h == 0 else 'false'}",
+                                  "--local-addr", hosts.address(h), "--max-restarts", "0",
+                                  "-m", *args, "--json", str(out)]) for h in range(2)]
+        return cmds, envs
+    placement = [h for h in range(2) for _ in range(per_host)]  # worker index -> its host
+    if launcher == "tf_config":
+        cluster = [f"{hosts.address(h)}:{TF_PORT + i}" for i, h in enumerate(placement)]
+        cmds = [hosts.command(h, [sys.executable, "-m", *args] + (["--json", str(out)] if i == 0 else []))
+                for i, h in enumerate(placement)]
+        return cmds, [{**envs[h], "TF_CONFIG": json.dumps({"cluster": {"worker": cluster},
+                                                           "task": {"type": "worker", "index": i}})}
+                      for i, h in enumerate(placement)]
+    if launcher == "jax_coordinator":
+        cmds = [hosts.command(h, [sys.executable, "-m", *args] + (["--json", str(out)] if i == 0 else []))
+                for i, h in enumerate(placement)]
+        return cmds, [{**envs[h], "JAX_COORDINATOR_ADDRESS": f"{hosts.address(0)}:{JAX_PORT}",
+                       "JAX_NUM_PROCESSES": str(cfg.workers), "JAX_PROCESS_ID": str(i)}
+                      for i, h in enumerate(placement)]
     raise ValueError(f"unknown launcher {launcher!r}")
 
 
@@ -230,6 +276,8 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
         return (0 if all(code == 0 for code in codes) else None), stderrs[0]
     i = failed[0]
     lines = [line for line in stderrs[i].splitlines() if line.strip("=- ")]
+    if len(procs) > 1 and codes[i] < 0:  # killed (a host that died): what it printed before is not why
+        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)} was killed ({signal.Signals(-codes[i]).name})"
     if len(procs) > 1 and lines:
         return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)}: {lines[-1]}"
     return codes[i], stderrs[i] + _torchrun_root_cause(stderrs[i])

@@ -25,6 +25,7 @@ class Distributed:
     variant: str
     launcher: str  # "torchrun", "tf_config" or "jax_coordinator" (common/launch.py)
     minibatch: bool = False  # trains on minibatches (--samples), each worker on its rows of every batch
+    single_host: str | None = None  # why it cannot run over --hosts 2 (None: it can)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +120,11 @@ register(Implementation(
     requires=("jax",), extra="jax", versions=("jax",),
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
-                            launcher="jax_coordinator")))
+                            launcher="jax_coordinator",
+                            # measured: its workers wait until --timeout, never connected
+                            single_host="JAX's gloo collectives take each process's address from the machine's "
+                                        "hostname, which both hosts here share and which resolves outside them; "
+                                        "jax.distributed has no setting for the interface")))
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.

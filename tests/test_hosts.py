@@ -1,0 +1,193 @@
+"""Data-parallel across two hosts: network namespaces joined by a veth pair (common/hosts.py), README's
+multi-machine commands run one per host, float64 equality, a host that dies, a link that goes down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from common import hosts
+from common.equivalence import FACTOR
+from common.launch import child_env, config_flags, data_parallel_launch, run_one
+from common.runner import apply_verdict
+from implementations import REGISTRY
+from tests.conftest import small_config
+
+REASON = hosts.unavailable_reason()
+needs_namespaces = pytest.mark.skipif(REASON is not None, reason=f"two-host tests need network namespaces: {REASON}")
+
+ENGINES = ["torch", "tensorflow"]
+# What a data-parallel run leaves running if it leaks: its launcher and its workers.
+PROCESS_MARKS = ("torch.distributed.run", "implementations.pytorch_ddp", "implementations.tensorflow_multiworker")
+
+
+def _engine(framework: str):
+    impl = REGISTRY[framework]
+    if impl.missing():
+        pytest.skip(f"{framework} not installed")
+    return impl
+
+
+def _running(marks=PROCESS_MARKS) -> list[int]:
+    """Live processes (not zombies) whose command line holds one of the marks."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            alive = "\nState:\tZ" not in (proc / "status").read_text()
+        except OSError:
+            continue
+        if alive and any(mark in cmdline for mark in marks) and int(proc.name) != os.getpid():
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture
+def nothing_left_behind():
+    """Before and after each test: no namespace of ours and no data-parallel process anywhere."""
+    assert hosts.leftovers() == [] and _running() == []
+    yield
+    assert hosts.leftovers() == [], "a namespace outlived its test"
+    assert _running() == [], "a data-parallel process outlived its test"
+
+
+@needs_namespaces
+def test_the_hosts_reach_each_other_over_the_link_and_nothing_else(nothing_left_behind):
+    with hosts.TwoHosts(link_gbit=1) as two:
+        server = subprocess.Popen(two.command(0, [sys.executable, "-c", (
+            "import socket, sys\n"
+            "s = socket.create_server(('0.0.0.0', 5000)); print('ready', flush=True)\n"
+            "c, peer = s.accept(); print(peer[0], flush=True)")]), stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        connect = ("import socket, sys\n"
+                   "try:\n    socket.create_connection((sys.argv[1], 5000), timeout=2); print('connected')\n"
+                   "except OSError as e:\n    print(type(e).__name__)")
+        reach = lambda host, address: subprocess.run(  # noqa: E731
+            two.command(host, [sys.executable, "-c", connect, address]), capture_output=True, text=True).stdout.strip()
+        assert reach(1, "127.0.0.1") != "connected"  # host 1's loopback is its own, not host 0's
+        assert reach(1, two.address(0)) == "connected"  # over the veth link
+        assert server.communicate(timeout=10)[0].strip() == two.address(1)
+        # the link's ends live in the namespaces only: this (root) namespace has neither them nor their subnet
+        root = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        assert hosts.SUBNET not in root and not any(f" {name}" in root for name in two.interfaces)
+        routes = subprocess.run(["ip", "-n", two.names[1], "route"], capture_output=True, text=True).stdout
+        assert routes.split()[:1] == ["10.213.0.0/24"] and "default" not in routes  # nothing routed outside
+        qdisc = subprocess.run(["tc", "-n", two.names[0], "qdisc", "show", "dev", two.interfaces[0]],
+                               capture_output=True, text=True).stdout
+        assert "tbf" in qdisc and "rate 1Gbit" in qdisc
+
+
+@needs_namespaces
+def test_leaving_the_block_on_an_exception_kills_its_processes_and_removes_the_hosts(nothing_left_behind):
+    with pytest.raises(RuntimeError, match="the test failed here"):
+        with hosts.TwoHosts() as two:
+            sleeper = subprocess.Popen(two.command(1, ["sleep", "600"]))
+            raise RuntimeError("the test failed here")
+    assert sleeper.wait(timeout=10) == -9
+    assert hosts.leftovers() == []
+
+
+@needs_namespaces
+@pytest.mark.parametrize("framework", ENGINES)
+def test_readme_commands_on_two_hosts_match_the_reference_in_float64(framework, references, nothing_left_behind):
+    impl = _engine(framework)
+    cfg = small_config(dtype="float64", workers=2, threads=2)
+    with hosts.TwoHosts() as two:
+        result = apply_verdict(run_one(impl, impl.distributed.variant, cfg, timeout_s=300, hosts=two), references(cfg))
+    assert result.status == "ok", result.error
+    assert len(result.losses) == cfg.steps and result.world_size == 2
+    assert result.x_noise <= FACTOR["float64"] and result.weights_x_noise <= FACTOR["float64"]
+
+
+def _when_training(two: hosts.TwoHosts, module: str, then, settle_s: float = 10.0) -> threading.Thread:
+    """In the background: once host 1's worker process runs, wait settle_s (past its import and the
+    rendezvous, here about 5 s) and call then(); the run is then mid-way through its steps."""
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(pid in two.pids(1) for pid in _running((module,))):
+                time.sleep(settle_s)
+                then()
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+# Long enough that the fault always comes mid-run: about 10 minutes of steps between the hosts.
+FAULT_STEPS = 300_000
+
+
+@needs_namespaces
+@pytest.mark.parametrize("framework", ENGINES)
+def test_a_host_that_dies_mid_run_is_a_failed_row_on_the_first_within_the_timeout(framework, nothing_left_behind):
+    impl = _engine(framework)
+    module = impl.distributed.module
+    cfg = small_config(workers=2, threads=2, steps=FAULT_STEPS)
+    timeout_s = 90
+    start = time.monotonic()
+    with hosts.TwoHosts() as two:
+        killer = _when_training(two, module, lambda: two.kill(1))
+        result = run_one(impl, impl.distributed.variant, cfg, timeout_s=timeout_s, hosts=two)
+        killer.join(timeout=1)
+    elapsed = time.monotonic() - start
+    assert result.status == "failed" and result.error, result
+    assert elapsed < timeout_s + 15
+    # reported before the timeout, as what it is: whichever the harness saw first, the worker killed
+    # on host 1, or host 0's own report of its peer gone (TF's rank 0 writes its failed row itself)
+    assert any(why in result.error for why in ("worker 1 of 2 was killed (SIGKILL)", "Connection reset by peer",
+                                                "Socket closed")), result.error
+
+
+@needs_namespaces
+@pytest.mark.parametrize("framework", ENGINES)
+def test_the_first_host_notices_by_itself_that_the_second_died(framework, tmp_path, nothing_left_behind):
+    """Without the harness watching both: host 0's own launcher exits with an error of its own."""
+    impl = _engine(framework)
+    cfg = small_config(workers=2, threads=2, steps=FAULT_STEPS)
+    args = [impl.distributed.module, "--variant", impl.distributed.variant, *config_flags(cfg), "--no-check"]
+    with hosts.TwoHosts() as two:
+        cmds, envs = data_parallel_launch(impl.distributed.launcher, args, tmp_path / "r.json", cfg,
+                                          child_env(cfg, dict(impl.env)), two)
+        first, second = (subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         for cmd, env in zip(cmds, envs))
+        _when_training(two, impl.distributed.module, lambda: two.kill(1)).join(timeout=120)
+        assert second.wait(timeout=10) == -9
+        code = first.wait(timeout=60)  # on its own: nothing here signals it
+        stderr = first.stderr.read()
+    # torchrun: its worker failed (ChildFailedError); TF: the collective lost its peer (UnavailableError)
+    assert code not in (0, None) and ("ChildFailedError" in stderr or "UnavailableError" in stderr), stderr[-2000:]
+
+
+@needs_namespaces
+def test_a_link_that_goes_down_mid_run_is_a_failed_row_at_the_timeout(nothing_left_behind):
+    impl = _engine("torch")
+    cfg = small_config(workers=2, threads=2, steps=FAULT_STEPS)
+    timeout_s = 40
+    start = time.monotonic()
+    with hosts.TwoHosts() as two:
+        cutter = _when_training(two, impl.distributed.module, lambda: two.set_link(1, up=False))
+        result = run_one(impl, impl.distributed.variant, cfg, timeout_s=timeout_s, hosts=two)
+        cutter.join(timeout=1)
+    elapsed = time.monotonic() - start
+    # No reset comes back over a dead link: the workers wait in their collective until --timeout.
+    assert result.status == "failed" and f"timed out after {timeout_s:g} s" in result.error, result.error
+    assert timeout_s <= elapsed < timeout_s + 15
+
+
+def test_compare_refuses_hosts_it_cannot_make_in_one_line(cli):
+    for args, message in ((["--hosts", "3"], "--hosts must be 1 (loopback) or 2"),
+                          (["--hosts", "2"], "--hosts 2 needs --workers W, even and >= 2"),
+                          (["--link-gbit", "1"], "--link-gbit limits the link between two hosts"),
+                          (["--hosts", "2", "--workers", "2", "--link-gbit", "-1"], "--link-gbit must be > 0")):
+        proc = cli("compare.py", *args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, args
