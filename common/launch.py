@@ -228,7 +228,7 @@ def _two_host_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, 
         return cmds, envs
     placement = [h for h in range(2) for _ in range(per_host)]  # worker index -> its host
     if launcher == "tf_config":
-        cluster = [f"{hosts.address(h)}:{TF_PORT + i}" for i, h in enumerate(placement)]
+        cluster = [f"{hosts.address(h)}:{TF_PORT + i % per_host}" for i, h in enumerate(placement)]
         cmds = [hosts.command(h, [sys.executable, "-m", *args] + (["--json", str(out)] if i == 0 else []))
                 for i, h in enumerate(placement)]
         return cmds, [{**envs[h], "TF_CONFIG": json.dumps({"cluster": {"worker": cluster},

@@ -27,7 +27,7 @@ BLOCK = re.compile(r"(<!-- generated: (?P<command>.+?) -->\n)(?P<body>.*?)(<!-- 
 def render(command: str) -> str:
     """What `command` prints, as README shows it: Markdown as it is, text in a code block."""
     argv = shlex.split(command)
-    scripts = (["compare.py"], ["benchmarks/equivalence_margins.py"])
+    scripts = (["compare.py"], ["benchmarks/equivalence_margins.py"], ["benchmarks/link_speed.py"])
     rereads = argv[1:2] in scripts and "--report-from" in argv
     # stability.py only ever reads the two results files it is given
     compares = argv[1:2] == ["benchmarks/stability.py"] and all(a.startswith(("docs/", "--")) for a in argv[2:])
