@@ -284,7 +284,7 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
                 progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
                                       f"round {round_index + 1}/{plan.rounds}")
                 # the sweep leaves it out: at its large sizes a second pass costs minutes, and shrinks to nothing
-                result = apply_verdict(run_dp(impl, variant, run_cfg, plan), reference)
+                result = apply_verdict(run_on_hosts(impl, variant, run_cfg, plan), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
@@ -296,7 +296,7 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
     return finished()
 
 
-def run_dp(impl: Implementation, variant: str, cfg: RunConfig, plan: Plan):
+def run_on_hosts(impl: Implementation, variant: str, cfg: RunConfig, plan: Plan):
     """One run; with --hosts 2 a data-parallel run's workers go to two fresh hosts, removed after it."""
     if plan.hosts == 1 or cfg.workers == 1:
         return run_one(impl, variant, cfg, plan.timeout_s, harness_cost=not plan.sweep)

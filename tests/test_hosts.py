@@ -186,6 +186,21 @@ def test_a_link_that_goes_down_mid_run_is_a_failed_row_at_the_timeout(nothing_le
     assert timeout_s <= elapsed < timeout_s + 15
 
 
+@needs_namespaces
+def test_compare_runs_the_workers_on_two_hosts_over_a_limited_link(cli, tmp_path, nothing_left_behind):
+    _engine("torch")
+    proc = cli("compare.py", "--frameworks", "numpy,torch,jax", "--workers", "2", "--hosts", "2", "--link-gbit", "10",
+               "--dtype", "float64", "--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30",
+               "--lr", "1e-3", "--warmup", "2", "--rounds", "1", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    two_hosts = [r for r in runs if r["world_size"] == 2]
+    assert [r["framework"] for r in two_hosts] == ["torch"] and two_hosts[0]["status"] == "ok"
+    assert "over 2 hosts (1 worker(s) each), link 10 Gbit/s" in two_hosts[0]["note"]
+    jax = [r for r in runs if r["framework"] == "jax"]
+    assert jax and jax[0]["status"] == "skipped" and "--hosts 2: JAX's gloo" in jax[0]["error"]
+
+
 def test_compare_refuses_hosts_it_cannot_make_in_one_line(cli):
     for args, message in ((["--hosts", "3"], "--hosts must be 1 (loopback) or 2"),
                           (["--hosts", "2"], "--hosts 2 needs --workers W, even and >= 2"),
