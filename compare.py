@@ -225,20 +225,22 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
                                 skip=f"--hosts {plan.hosts}: {impl.distributed.single_host}"))
             elif impl.distributed is not None and plan.cfg.minibatch and not impl.distributed.minibatch:
                 runs.append(Run(impl, impl.distributed.variant, device, skip=(
-                    f"--workers with --samples is built for "
-                    + ", ".join(f"{name} ({other.distributed.variant})" for name, other in REGISTRY.items()
-                                if other.distributed is not None and other.distributed.minibatch)
-                    + f"; {framework}'s {impl.distributed.variant} engine trains on the lecture's batch")))
+                    f"--workers with --samples is built for {_engines(lambda engine: engine.minibatch)}; "
+                    f"{framework}'s {impl.distributed.variant} engine trains on the lecture's batch")))
             elif impl.distributed is not None:
                 runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, plan.cfg.workers)]
             elif framework == "numpy":
                 runs.append(Run(impl, impl.variants[0], device))
             else:
                 runs.append(Run(impl, impl.variants[0], device, skip=(
-                    f"no data-parallel engine wired for {framework}; --workers runs "
-                    + ", ".join(f"{name} ({other.distributed.variant})" for name, other in REGISTRY.items()
-                                if other.distributed is not None))))
+                    f"no data-parallel engine wired for {framework}; --workers runs {_engines()}")))
     return runs
+
+
+def _engines(which=lambda engine: True) -> str:
+    """The registry's data-parallel engines that `which` accepts, as 'torch (ddp), ...'."""
+    return ", ".join(f"{name} ({impl.distributed.variant})" for name, impl in REGISTRY.items()
+                     if impl.distributed is not None and which(impl.distributed))
 
 
 def reference_for(cfg: RunConfig) -> Reference:
@@ -302,8 +304,8 @@ def run_on_hosts(impl: Implementation, variant: str, cfg: RunConfig, plan: Plan)
         return run_one(impl, variant, cfg, plan.timeout_s, harness_cost=not plan.sweep)
     with hosts.TwoHosts(plan.link_gbit) as two:
         result = run_one(impl, variant, cfg, plan.timeout_s, hosts=two)
-    link = "unlimited" if plan.link_gbit is None else f"{plan.link_gbit:g} Gbit/s"
-    result.note = "; ".join(filter(None, [result.note, f"over 2 hosts ({cfg.workers // 2} worker(s) each), link {link}"]))
+    where = f"over 2 hosts ({cfg.workers // 2} worker(s) each), link {hosts.link_name(plan.link_gbit)}"
+    result.note = "; ".join(filter(None, [result.note, where]))
     return result
 
 

@@ -22,32 +22,32 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import hosts, noise, ring_model  # noqa: E402
+from common.hosts import link_name  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.launch import run_one  # noqa: E402
 from common.problem import make_problem  # noqa: E402
 from common.report import aligned, markdown, write_json_atomic  # noqa: E402
 from common.runner import apply_verdict  # noqa: E402
+from common.sweep import stable_lr  # noqa: E402
 from common.timing import step_stats  # noqa: E402
 from implementations import REGISTRY  # noqa: E402
 
-# lr as compare.py --sweep scales it (common/sweep.py): smaller as N * D_in * H grows, as stable as the lecture's
+# lr as compare.py --sweep scales it, as stable as the lecture's at every size
 SIZES = {"lecture": dict(batch=64, d_in=1000, hidden=100, d_out=10, steps=300, lr=1e-6),
-         "large": dict(batch=256, d_in=4096, hidden=1024, d_out=128, steps=60, lr=1e-6 * 64 * 1000 * 100 / (256 * 4096 * 1024))}
+         "large": dict(batch=256, d_in=4096, hidden=1024, d_out=128, steps=60, lr=stable_lr(1e-6, 256, 4096, 1024))}
 LINKS_GBIT = (1.0, 10.0, None)  # None: the veth pair unlimited
 ENGINE = "torch"
 
 
-def link_name(gbit: float | None) -> str:
-    return "unlimited" if gbit is None else f"{gbit:g} Gbit/s"
-
-
 def gradient_bytes(size: dict, dtype: str) -> int:
     """What each step all-reduces: w1's and w2's gradients."""
-    return (size["d_in"] * size["hidden"] + size["hidden"] * size["d_out"]) * (8 if dtype == "float64" else 4)
+    return (size["d_in"] * size["hidden"] + size["hidden"] * size["d_out"]) * np.dtype(dtype).itemsize
 
 
 # What each size runs: one worker on N rows and on N/2 (the compute model's two points), one
@@ -184,10 +184,10 @@ def tables(doc: dict) -> list[tuple[str, list[list[str]]]]:
 
 
 def report(doc: dict, as_markdown: bool) -> str:
+    sizes = [f"{n} N={s['batch']} D_in={s['d_in']} H={s['hidden']} D_out={s['d_out']} "
+             f"({gradient_bytes(s, doc['dtype']) / 1e6:.2f} MB of gradient)" for n, s in doc["sizes"].items()]
     head = (f"{doc['engine']}, {doc['dtype']}, {doc['threads']} threads in all, median of {doc['rounds']} interleaved "
-            f"rounds, measured {doc['measured']}; sizes: "
-            + "; ".join(f"{n} N={s['batch']} D_in={s['d_in']} H={s['hidden']} D_out={s['d_out']} "
-                        f"({gradient_bytes(s, doc['dtype']) / 1e6:.2f} MB of gradient)" for n, s in doc["sizes"].items()))
+            f"rounds, measured {doc['measured']}; sizes: " + "; ".join(sizes))
     parts = [head]
     for title, body in tables(doc):
         parts.append(f"{title}:\n\n" + (markdown(body) if as_markdown else "\n".join(aligned(body))))

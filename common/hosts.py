@@ -49,10 +49,19 @@ def leftovers() -> list[str]:
     return [line.split()[0] for line in listed.splitlines() if line.startswith(PREFIX)]
 
 
-def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+def link_name(gbit: float | None) -> str:
+    """How a link's limit reads in tables and notes."""
+    return "unlimited" if gbit is None else f"{gbit:g} Gbit/s"
+
+
+def _run(*cmd: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
+
+
+def _ip(*args: str) -> None:
+    _run("ip", *args)
 
 
 def tbf_burst_bytes(rate_bit_s: float) -> int:
@@ -87,11 +96,8 @@ class TwoHosts:
                 _ip("-n", name, "link", "set", "lo", "up")
                 if self.link_gbit is not None:
                     rate = self.link_gbit * 1e9
-                    done = subprocess.run(["tc", "-n", name, "qdisc", "add", "dev", interface, "root", "tbf",
-                                           "rate", f"{rate:.0f}bit", "burst", str(tbf_burst_bytes(rate)),
-                                           "latency", "100ms"], capture_output=True, text=True)
-                    if done.returncode != 0:
-                        raise RuntimeError(f"tc qdisc add ... tbf: {done.stderr.strip()}")
+                    _run("tc", "-n", name, "qdisc", "add", "dev", interface, "root", "tbf", "rate", f"{rate:.0f}bit",
+                         "burst", str(tbf_burst_bytes(rate)), "latency", "100ms")
         except BaseException:
             self.close()
             raise

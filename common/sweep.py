@@ -20,12 +20,17 @@ LADDER = (
 COMPUTE_BOUND_X_FLOOR = 2.0
 
 
+def stable_lr(lr: float, batch: int, d_in: int, hidden: int) -> float:
+    """The lecture's lr (at the ladder's first size) for another size: it shrinks as N * D_in * H
+    grows, which keeps SGD as stable as the lecture's step (the gradient's scale grows with the sizes)."""
+    n, d, h, _ = LADDER[0]
+    return lr * (n * d * h) / (batch * d_in * hidden)
+
+
 def ladder_configs(cfg: RunConfig, steps: int) -> list[RunConfig]:
-    """cfg at each ladder size. lr shrinks as N * D_in * H grows, which keeps SGD as stable
-    as the lecture's step (the gradient's scale grows with the sizes) at every point."""
-    base = LADDER[0][0] * LADDER[0][1] * LADDER[0][2]
-    return [dataclasses.replace(cfg, batch=n, d_in=d, hidden=h, d_out=o, steps=steps,
-                                lr=cfg.lr * base / (n * d * h), warmup=min(cfg.warmup, max(steps - 2, 0))).validate()
+    """cfg at each ladder size, lr scaled by stable_lr."""
+    return [dataclasses.replace(cfg, batch=n, d_in=d, hidden=h, d_out=o, steps=steps, lr=stable_lr(cfg.lr, n, d, h),
+                                warmup=min(cfg.warmup, max(steps - 2, 0))).validate()
             for n, d, h, o in LADDER]
 
 

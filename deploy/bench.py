@@ -27,16 +27,20 @@ DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
 LOADS = 5  # timed model loads per runtime
 
 
-def onnx_size_bytes(path: Path) -> int:
-    """The model's size on disk: the .onnx and the external data files its tensors point to
-    (torch.onnx.export keeps the weights in a .data file beside a few-KB graph)."""
+def external_data_files(path: Path) -> list[str]:
+    """The files beside an .onnx that hold its tensors (torch.onnx.export keeps the weights in a
+    .data file beside a few-KB graph)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    files = {entry.value for tensor in model.graph.initializer
-             if tensor.data_location == onnx.TensorProto.EXTERNAL
-             for entry in tensor.external_data if entry.key == "location"}
-    return path.stat().st_size + sum((path.parent / name).stat().st_size for name in files)
+    return sorted({entry.value for tensor in model.graph.initializer
+                   if tensor.data_location == onnx.TensorProto.EXTERNAL
+                   for entry in tensor.external_data if entry.key == "location"})
+
+
+def onnx_size_bytes(path: Path) -> int:
+    """The model's size on disk: the .onnx and the external data files its tensors point to."""
+    return path.stat().st_size + sum((path.parent / name).stat().st_size for name in external_data_files(path))
 
 
 def load_time_s(load) -> float:

@@ -184,7 +184,8 @@ def _serve_in_browser(cfg: RunConfig, model_dir: Path, found: DeployReport, time
     if reason:
         found.skipped.append(f"{WEB_RUNTIME}: skipped, {reason}")
         return
-    models = [m for m in sorted(model_dir.glob("*.onnx")) if source_outputs_path(m).exists()]
+    source_of = {row.model: row.source for row in found.rows}  # this run's exports (not a stale file of --out's)
+    models = [m for m in sorted(model_dir.glob("*.onnx")) if m.name in source_of and source_outputs_path(m).exists()]
     if not models:
         return
     import numpy as np
@@ -196,6 +197,7 @@ def _serve_in_browser(cfg: RunConfig, model_dir: Path, found: DeployReport, time
     except Exception as exc:  # noqa: BLE001  (a browser or page failure is a failed row, not a lost table)
         found.failed.append(f"{WEB_RUNTIME}: failed: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}")
         return
+    size_of = {m.name: onnx_size_bytes(m) for m in models}
     for threads, page in pages.items():
         runtime = WEB_RUNTIME if threads == cfg.threads else f"{WEB_RUNTIME[:-1]}, {threads} thread)"
         outputs = web.outputs(page, cfg.dtype)
@@ -207,8 +209,8 @@ def _serve_in_browser(cfg: RunConfig, model_dir: Path, found: DeployReport, time
                 for b in m["batches"]:
                     stats = step_stats([t / 1e3 for t in b["times_ms"]], cfg.warmup)
                     found.rows.append(DeployRow(
-                        model=m["name"], source=m["name"].removesuffix(".onnx").removesuffix("_export"),
+                        model=m["name"], source=source_of[m["name"]],
                         runtime=runtime, batch=b["batch"], dtype=cfg.dtype, median_s=stats.median_s,
                         iqr_s=stats.iqr_s, max_rel_err=max_rel_diff(outputs[m["name"], b["batch"]],
                                                                            want[str(b["batch"])]),
-                        load_s=m["load_ms"] / 1e3, model_bytes=onnx_size_bytes(model_dir / m["name"])))
+                        load_s=m["load_ms"] / 1e3, model_bytes=size_of[m["name"]]))

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from common.launch import run_captured
+from deploy.bench import LOADS, external_data_files
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 ORT_DIST = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
@@ -34,7 +35,6 @@ ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-th
 NPM_HINT = "(cd deploy/web && npm ci --ignore-scripts)"
 BROWSER_HINT = "apt-get install chromium chromium-driver (Debian), pip install selenium"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
-LOADS = 5  # timed session creations per model, as deploy/bench.py times Python's
 WINDOW = (1000, 760)  # the screenshot's size in CSS pixels
 
 
@@ -45,14 +45,18 @@ def chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
+def runtime_installed() -> bool:
+    """onnxruntime-web's files are in node_modules: all a browser of your own needs."""
+    return all((ORT_DIST / name).is_file() for name in ORT_FILES)
+
+
 def unavailable_reason() -> str | None:
     """None when the page can run in a headless browser here, else why not (and what to do)."""
     if chromium() is None:
         return f"no Chromium with chromedriver: {BROWSER_HINT}"
     if find_spec("selenium") is None:
         return "selenium is not installed: pip install -e '.[web]'"
-    missing = [name for name in ORT_FILES if not (ORT_DIST / name).is_file()]
-    if missing:
+    if not runtime_installed():
         return f"onnxruntime-web is not installed: {NPM_HINT}"
     return None
 
@@ -68,16 +72,13 @@ def install() -> None:
 
 
 def external_data(path: Path) -> list[str]:
-    """The files beside an .onnx that hold its tensors (torch.onnx.export writes one)."""
-    import onnx
+    """external_data_files, or none for a file that is no readable model: the page says what is wrong."""
     from google.protobuf.message import DecodeError
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError):  # the page will say what is wrong with the file
+        return external_data_files(path)
+    except (DecodeError, OSError):
         return []
-    return sorted({entry.value for tensor in model.graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL
-                   for entry in tensor.external_data if entry.key == "location"})
 
 
 def page_request(models: list[Path], x: np.ndarray, batches: tuple[int, ...], repeats: int, warmup: int) -> dict:
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m['name']:<22} batch {b['batch']:>4}: {np.median(timed) * 1e3:9.1f} us/call, "
                       f"load {m['load_ms']:.1f} ms")
         return 1 if any(m.get("error") for m in pages[cfg.threads]["models"]) else 0
-    if not all((ORT_DIST / name).is_file() for name in ORT_FILES):  # your own browser needs only these
+    if not runtime_installed():
         print(f"python -m deploy.web: error: onnxruntime-web is not installed: {NPM_HINT}", file=sys.stderr)
         return 1
     with page_server(args.model_dir, page_request(models, x, (1, len(x)), args.repeats, cfg.warmup),

@@ -23,7 +23,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def browser_ready():
     """npm ci when only the package is missing; in CI, where .ci/run installs Chromium, a missing piece
     fails the test instead of skipping it."""
-    if web.unavailable_reason() and web.chromium() and not all((web.ORT_DIST / f).is_file() for f in web.ORT_FILES):
+    if web.chromium() and not web.runtime_installed():
         web.install()
     reason = web.unavailable_reason()
     if reason:
