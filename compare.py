@@ -20,9 +20,11 @@ from common.launch import THREAD_ENV, run_one
 from common.noise import Reference
 from common.problem import make_problem
 from common.report import (fastest_line, feed_lines, format_table, gpu_line, header, markdown_table, profile_table,
-                           results_document, scaling_lines, timer_line, verdict, write_json_atomic, write_reports)
+                           results_document, scaling_lines, timer_line, verdict, write_json_atomic, write_reports,
+                           yardstick_lines)
 from common.result import RunResult, merge_rounds, run_label
-from common.roofline import measure_peak_gflops, measure_shape_floor, shape_key
+from common import yardstick
+from common.roofline import shape_of
 from common.runner import apply_verdict, skipped
 from common.sweep import ladder_configs, summary, sweep_markdown
 from common.timing import timer_overhead_s
@@ -328,23 +330,34 @@ def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
             print(f" {profiled.status}", file=sys.stderr, flush=True)
 
 
+def kernel_libraries(frameworks: tuple[str, ...]) -> list[str]:
+    """The libraries whose kernels the compared frameworks call, NumPy's always, those installed."""
+    from importlib.util import find_spec
+
+    from implementations.kernels import REQUIRES
+
+    wanted = dict.fromkeys(["numpy", *(REGISTRY[f].kernels for f in frameworks)])
+    return [lib for lib in wanted if all(find_spec(name) is not None for name in REQUIRES[lib])]
+
+
 def measure_machine(plan: Plan) -> dict:
-    """The yardsticks every table line is read against, measured before any run."""
+    """The yardsticks every table line is read against, measured before any run: every kernel
+    library's peak and its kernels at each size this invocation runs (common.yardstick)."""
     cfg = plan.cfg
-    print("measuring the machine's peak matmul rate, the step's shape floor and the timer's own cost ...",
-          file=sys.stderr, flush=True)
-    # The shape floor before the peak: in a run here, taken just after the peak's 2048^3 matmuls, the
-    # lecture's matmuls came out at 0.27 ms against 0.18 ms measured alone (2026-11-29)
-    shape_floors = {shape_key(cfg): measure_shape_floor(cfg)}
-    return {"peak_gflops": measure_peak_gflops(cfg.dtype, cfg.threads), "peak_dtype": cfg.dtype,
-            "shape_floors": shape_floors,
+    libraries = kernel_libraries(plan.frameworks)
+    print(f"measuring the yardstick: the peak matmul rate and the step's kernels of {', '.join(libraries)}, "
+          "each in a process of its own, and the timer's own cost ...", file=sys.stderr, flush=True)
+    sizes = ladder_configs(cfg, plan.sweep_steps) if plan.sweep else [cfg]
+    measured = yardstick.measure(libraries, [shape_of(c) for c in sizes], cfg.dtype, cfg.threads, cfg.lr)
+    return {**measured, "device": "cpu", "kernels_of": {name: impl.kernels for name, impl in REGISTRY.items()},
             "timer_overhead_s": timer_overhead_s(), "rounds": plan.rounds, "warmup_steps": cfg.warmup,
             "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
 
 
 def rows_of(results: list[RunResult], measurement: dict) -> list:
-    """The figures of every run, read against the measured peak and shape floors."""
-    return figures(results, measurement.get("peak_gflops"), measurement.get("shape_floors"))
+    """The figures of every run, read against the measured peak, shape floors and own kernels."""
+    return figures(results, measurement.get("peak_gflops"), measurement.get("shape_floors"),
+                   yardstick.own_kernels(measurement), measurement.get("device", "cpu"))
 
 
 def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
@@ -385,7 +398,6 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
     reference = None
     for point, point_cfg in enumerate(configs):
         point_reference = reference_for(point_cfg)
-        measurement["shape_floors"][shape_key(point_cfg)] = measure_shape_floor(point_cfg)
         reference = reference or point_reference
         results += run_rounds(runs, point_cfg, plan, point_reference, on_run=saver(plan, measurement, list(results)),
                               done_before=point * len(runs) * plan.rounds, total=total)
@@ -435,6 +447,7 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
     matched, line = verdict(results)
     fastest = fastest_line(rows)
     lines = [line] + ([fastest] if fastest else []) + ([timer_line(rows, measurement)] if measurement else [])
+    lines += yardstick_lines(measurement)
     lines += feed_lines(rows) + scaling_lines(rows) + (summary(rows) if several_sizes else [])
     gpu = gpu_line(rows, list(plan.devices) if fresh else sorted({r.device for r in rows}))
     lines += [gpu] if gpu else []

@@ -63,8 +63,11 @@ class Figures:
     pct_peak: float | None = None  # gflops as a percentage of the machine's peak matmul rate
     floor_s: float | None = None  # the step's FLOPs at that peak: the compute floor
     x_floor: float | None = None  # median over the floor
-    shape_floor_s: float | None = None  # the step's own matmuls and elementwise passes, NumPy, best of k
-    x_shape_floor: float | None = None  # median over it: what the step spends outside that arithmetic
+    shape_floor_s: float | None = None  # the step's five matmuls and elementwise work, the fastest library's kernels
+    x_shape_floor: float | None = None  # median over it (= x_kernels * x_overhead, where both are known)
+    kernels_s: float | None = None  # the same work with this run's own framework's kernels, best of k
+    x_kernels: float | None = None  # kernels_s over the shape floor: what its library's kernels cost against the best
+    x_overhead: float | None = None  # median over kernels_s: what its step spends outside its own kernels
     data_median_s: float | None = None  # minibatch mode: getting the batch
     compute_median_s: float | None = None  # minibatch mode: the rest of the step
     comm_s: float | None = None  # data-parallel: one step's collectives, timed alone
@@ -108,9 +111,12 @@ class Figures:
         return flat | {name: getattr(self, name) for name in sizes} | profiled
 
 
-def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: dict | None = None) -> list[Figures]:
-    """Every number the reports show, per run (shape_floors: measure_shape_floor's by shape_key)."""
-    rows = [_figures_of(r, peak_gflops, shape_floors or {}) for r in results]
+def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: dict | None = None,
+            kernels: dict | None = None, device: str = "cpu") -> list[Figures]:
+    """Every number the reports show, per run. The yardstick (common.yardstick) is the `device`'s:
+    peak_gflops, shape_floors by shape_key, and each framework's own kernels by shape_key."""
+    rows = [_figures_of(r, peak_gflops, shape_floors or {}, (kernels or {}).get(r.framework, {}))
+            if r.device == device else _figures_of(r, None, {}, {}) for r in results]
     fastest: dict = {}  # per problem size: a sweep's rows compare within their own size
     for row in rows:
         if row.median_s and (row.flops_per_step not in fastest or row.median_s < fastest[row.flops_per_step].median_s):
@@ -131,7 +137,7 @@ def figures(results: list[RunResult], peak_gflops: float | None, shape_floors: d
     return rows
 
 
-def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> Figures:
+def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict, own: dict) -> Figures:
     cfg = RunConfig.from_dict(r.config) if r.config else None
     warmup = r.config.get("warmup", 0)
     stats = step_stats(r.step_times_s, warmup, r.round_step_times_s or None)
@@ -171,6 +177,10 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict) -> 
     if shape:
         f.shape_floor_s = shape["matmul_s"] + shape["elementwise_s"]
         f.x_shape_floor = stats.median_s / f.shape_floor_s
+    f.kernels_s = own.get(shape_key(cfg)) if cfg else None
+    if f.kernels_s:
+        f.x_overhead = stats.median_s / f.kernels_s
+        f.x_kernels = f.kernels_s / f.shape_floor_s if f.shape_floor_s else None
     return f
 
 

@@ -24,7 +24,7 @@ from common.timing import NOISY_SPREAD
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
            "setup s", "import s", "to 1st step s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest",
            "GFLOP/s", "x floor",
-           "x shape floor", "import MB", "peak MB", "GPU MB")
+           "x shape floor", "x kernels", "x overhead", "import MB", "peak MB", "GPU MB")
 FEED_COLUMNS = ("data ms", "compute ms")  # shown when any run trained on minibatches
 SCALING_COLUMNS = ("x 1 worker", "comm %", "efficiency")  # shown when any run was data-parallel
 # The harness's per-step clock, callback or loss fetch costing more than this is said under the table.
@@ -35,6 +35,7 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
               "harness_cost", "median_low_s", "median_high_s", "x_fastest", "x_fastest_low", "x_fastest_high",
               "same_as_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
+              "kernels_s", "x_kernels", "x_overhead",
               "start_s", "build_s", "first_step_s", "to_first_step_s", "import_mb", "build_mb", "peak_mb",
               "device_peak_mb",
               "profile_step_ms", "profile_kernels", "profile_kernel_ms", "profile_overhead_ms", "profile_top",
@@ -64,6 +65,7 @@ def _table_row(f: Figures) -> dict[str, str]:
         "95% CI ms": "" if f.median_low_s is None else f"{f.median_low_s * 1e3:.3f}-{f.median_high_s * 1e3:.3f}",
         "steps/s": _fmt(f.steps_per_s, ",.0f"), "x fastest": _x_fastest_cell(f), "GFLOP/s": _fmt(f.gflops, ".1f"),
         "x floor": _fmt(f.x_floor, ".1f"), "x shape floor": _fmt(f.x_shape_floor, ".1f"),
+        "x kernels": _fmt(f.x_kernels, ".2f"), "x overhead": _fmt(f.x_overhead, ".2f"),
         "import s": _fmt(f.start_s, ".2f"), "to 1st step s": _fmt(f.to_first_step_s, ".2f"),
         "import MB": _fmt(f.import_mb, ",.0f"), "peak MB": _fmt(f.peak_mb, ",.0f"),
         "GPU MB": _fmt(f.device_peak_mb, ",.0f")}
@@ -108,6 +110,10 @@ def table_notes(rows: list[Figures]) -> list[str]:
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
                      "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")
+    if any(f.x_kernels is not None for f in rows):
+        notes.append("x shape floor = x kernels x x overhead: x kernels is the step's five matmuls and elementwise work "
+                     "timed alone with the run's own framework's kernels, over the same work with the fastest "
+                     "library's (the shape floor); x overhead is the run's step over its own kernels")
     if any(f.peak_mb is not None for f in rows):
         notes.append("import s: the run's process from its start to its framework imported (Python's start-up "
                      "included; NumPy's row is that baseline); to 1st step s: that + build + step 1; import MB, peak "
@@ -127,6 +133,8 @@ def _columns(rows: list[Figures]) -> list[str]:
     A results file from before a column existed shows its table without it."""
     optional = {"harness %": any(f.harness_cost is not None for f in rows),
                 "x shape floor": any(f.x_shape_floor is not None for f in rows),
+                "x kernels": any(f.x_kernels is not None for f in rows),
+                "x overhead": any(f.x_overhead is not None for f in rows),
                 "import s": any(f.start_s is not None for f in rows),
                 "to 1st step s": any(f.to_first_step_s is not None for f in rows),
                 "import MB": any(f.import_mb is not None for f in rows),
@@ -311,8 +319,17 @@ def header(cfg: RunConfig, measurement: dict) -> str:
             f"MFLOP/step), {data}{cfg.steps} steps, lr={cfg.lr:g}, {cfg.dtype}, seed {cfg.seed}, "
             f"{cfg.threads} threads; "
             f"{measurement['rounds']} interleaved rounds, median and IQR over every round's steps after step 1 + "
-            f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, NumPy BLAS), "
-            f"compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} ms/step{shape_text(cfg, measurement)}")
+            f"{cfg.warmup} warm-up; peak matmul {measurement['peak_gflops']:.0f} GFLOP/s ({cfg.dtype}, "
+            f"{_peak_source(measurement)}), compute floor {floor_s(cfg, measurement['peak_gflops']) * 1e3:.3f} "
+            f"ms/step{shape_text(cfg, measurement)}")
+
+
+def _peak_source(measurement: dict) -> str:
+    """Which library set the peak: the best of those measured, or (older results) NumPy's BLAS alone."""
+    library = measurement.get("peak_library")
+    if library is None:
+        return "NumPy BLAS"
+    return f"{library}'s, the best of {len([f for f in measurement['libraries'].values() if 'error' not in f])} libraries"
 
 
 def shape_text(cfg: RunConfig, measurement: dict) -> str:
@@ -321,8 +338,40 @@ def shape_text(cfg: RunConfig, measurement: dict) -> str:
     if not shape:
         return ""
     total = shape["matmul_s"] + shape["elementwise_s"]
+    whose = f"{shape['library']}'s kernels, the fastest" if "library" in shape else "NumPy"
     return (f", shape floor {total * 1e3:.3f} ms/step (this step's five matmuls {shape['matmul_s'] * 1e3:.3f} ms + "
-            f"its elementwise passes {shape['elementwise_s'] * 1e3:.3f} ms, NumPy, best of k)")
+            f"its elementwise work {shape['elementwise_s'] * 1e3:.3f} ms, {whose}, best of k)")
+
+
+def yardstick_lines(measurement: dict) -> list[str]:
+    """Under the table: every library's peak and what it calls, the theoretical peak, the
+    environment variables that hold a library back, the libraries that could not be timed."""
+    libraries = measurement.get("libraries")
+    if not libraries:
+        return []
+    timed = sorted((f for f in libraries.values() if "error" not in f), key=lambda f: -f["peak_gflops"])
+    first = timed[0]
+    lines = [f"peak matmul ({first['peak_size']}^3 {first['dtype']}, {first['threads']} threads, best of 5, each library "
+             "in its own process): " + ", ".join(f"{f['library']} {f['peak_gflops']:.0f}" for f in timed)
+             + " GFLOP/s; " + "; ".join(f"{f['library']}: {f['calls']}" + _blas_text(f) for f in timed)]
+    theory = measurement.get("theoretical") or {}
+    if theory.get("gflops"):
+        lines.append(f"theoretical peak: {theory['gflops']:.0f} GFLOP/s ({theory['how']}); measured "
+                     f"{measurement['peak_gflops'] / theory['gflops']:.0%} of it")
+    elif theory:
+        lines.append(f"theoretical peak: {theory['why']}")
+    lines += measurement.get("kernel_env") or []
+    lines += [f"{f['library']}: its kernels were not timed ({f['error']})" for f in libraries.values() if "error" in f]
+    return lines
+
+
+def _blas_text(figures: dict) -> str:
+    """The OpenBLAS/MKL pools threadpoolctl saw in a NumPy child, with their kernels."""
+    if figures["library"] != "numpy":
+        return ""
+    pools = [p for p in figures.get("blas", []) if p.get("user_api") == "blas"]
+    return "".join(f" = {p['internal_api']} {p.get('version', '')} ({p['library']}), {p.get('architecture', '?')} kernels"
+                   for p in pools[:1])
 
 
 def timer_line(rows: list[Figures], measurement: dict) -> str:

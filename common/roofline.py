@@ -1,4 +1,8 @@
-"""The machine's limit: peak matmul rate, and what each run achieves against it."""
+"""The machine's limit: peak matmul rate, the step's own kernels, and what each run achieves against them.
+
+NumPy-only pieces; each library's own kernels are timed by implementations.kernels, in a child
+per library that common.yardstick starts.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,6 @@ import time
 import numpy as np
 
 from common.config import RunConfig
-
-
-def measure_peak_gflops(dtype: str, threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """Best rate of NumPy's BLAS on a size^3 matmul: large enough to saturate the cores.
-
-    Same dtype and thread count as the runs it is the yardstick for; the best of `repeats`
-    because a peak is what the machine can do, not what it did on average.
-    """
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(dtype)
-    b = rng.standard_normal((size, size)).astype(dtype)
-    best_s = float("inf")
-    with threadpool_limits(limits=threads):
-        a @ b  # first call: page faults and BLAS start-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            best_s = min(best_s, time.perf_counter() - start)
-    return 2 * size**3 / best_s / 1e9
 
 
 def floor_s(cfg: RunConfig, peak_gflops: float) -> float:
@@ -39,32 +22,58 @@ def achieved_gflops(cfg: RunConfig, median_s: float) -> float:
     return cfg.flops_per_step() / median_s / 1e9
 
 
-def shape_key(cfg: RunConfig) -> str:
+Shape = tuple[int, int, int, int]  # (N, D_in, H, D_out)
+
+
+def shape_of(cfg: RunConfig) -> Shape:
+    return (cfg.batch, cfg.d_in, cfg.hidden, cfg.d_out)
+
+
+def key_of(shape: Shape, dtype: str) -> str:
     """The sizes and dtype a shape floor was measured at (threads are the comparison's own)."""
-    return f"{cfg.batch}x{cfg.d_in}x{cfg.hidden}x{cfg.d_out}/{cfg.dtype}"
+    return "x".join(map(str, shape)) + f"/{dtype}"
 
 
-def measure_shape_floor(cfg: RunConfig, budget_s: float = 0.3, max_repeats: int = 200) -> dict[str, float]:
-    """A floor the step's own shapes can reach: its five matmuls, then its elementwise work,
-    each timed alone with NumPy at the run's sizes, dtype and threads, best of k.
+def shape_key(cfg: RunConfig) -> str:
+    return key_of(shape_of(cfg), cfg.dtype)
 
-    The peak-rate floor assumes BLAS runs at its 2048^3 rate; at 64x1000x100 no BLAS does, so
-    that floor mixes slow small kernels with framework overhead. This one is the arithmetic of
-    this very step with nothing around it: outputs preallocated (no allocator), the transposes
-    passed to BLAS as flags (no copies). The elementwise part is NumPy's one pass per op, on
-    one thread (as NumPy's ufuncs run), the same passes the reference makes.
+
+def step_buffers(shape: Shape, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every array one step reads, with the finite values a real step holds (NumPy computes it).
+
+    Kernel timers start from these, so no library times NaN or denormal garbage, and each
+    times the same numbers: x, y, w1, w2, the forward pass's h, h_relu, y_pred, diff and the
+    backward pass's grad_y_pred, grad_h (before the ReLU's mask), grad_w1 and grad_w2.
     """
-    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(seed)
+    n, d, h, o = shape
+    x, y, w1, w2 = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (n, o), (d, h), (h, o)))
+    hidden = x @ w1
+    h_relu = np.maximum(hidden, 0)
+    y_pred = h_relu @ w2
+    diff = y_pred - y
+    grad_y_pred = 2 * diff
+    grad_h = grad_y_pred @ w2.T
+    return {"x": x, "y": y, "w1": w1, "w2": w2, "h": hidden, "h_relu": h_relu, "y_pred": y_pred, "diff": diff,
+            "grad_y_pred": grad_y_pred, "grad_h": grad_h, "grad_w1": x.T @ np.where(hidden < 0, 0, grad_h),
+            "grad_w2": h_relu.T @ grad_y_pred}
 
-    rng = np.random.default_rng(0)
-    n, d, h, o = cfg.batch, cfg.d_in, cfg.hidden, cfg.d_out
-    x, y, w1, w2 = (rng.standard_normal(shape).astype(cfg.dtype) for shape in ((n, d), (n, o), (d, h), (h, o)))
-    hidden, h_relu, grad_h = (np.empty((n, h), cfg.dtype) for _ in range(3))
-    y_pred, diff, grad_y_pred = (np.empty((n, o), cfg.dtype) for _ in range(3))
-    grad_w1, grad_w2 = np.empty((d, h), cfg.dtype), np.empty((h, o), cfg.dtype)
+
+def numpy_step_parts(shape: Shape, dtype: str, lr: float):
+    """NumPy's own kernels of one step: (its five matmuls, its elementwise passes), each a call.
+
+    Outputs preallocated (no allocator), the transposes passed to BLAS as flags (no copies);
+    the elementwise part is NumPy's one pass per op, on one thread (as NumPy's ufuncs run), the
+    same passes the reference makes.
+    """
+    b = step_buffers(shape, dtype)
+    x, y, w1, w2 = (b[k].copy() for k in ("x", "y", "w1", "w2"))
+    hidden, h_relu, grad_h = b["h"].copy(), b["h_relu"].copy(), b["grad_h"].copy()
+    y_pred, diff, grad_y_pred = b["y_pred"].copy(), b["diff"].copy(), b["grad_y_pred"].copy()
+    grad_w1, grad_w2 = b["grad_w1"].copy(), b["grad_w2"].copy()
     step_w1, step_w2 = np.empty_like(grad_w1), np.empty_like(grad_w2)  # never scaled twice: no denormals
-    negative = np.empty((n, h), bool)
-    lr = np.asarray(cfg.lr, cfg.dtype)
+    negative = np.empty(hidden.shape, bool)
+    lr = np.asarray(lr, dtype)
 
     def matmuls():
         np.matmul(x, w1, out=hidden)
@@ -85,23 +94,56 @@ def measure_shape_floor(cfg: RunConfig, budget_s: float = 0.3, max_repeats: int 
         np.multiply(grad_w2, lr, out=step_w2)
         np.subtract(w2, step_w2, out=w2)
 
-    with threadpool_limits(limits=cfg.threads):
-        # One real step in order first: every buffer then holds the finite values a step sees
-        # (NaN or denormal garbage from np.empty could change the kernels' speed)
-        np.matmul(x, w1, out=hidden)
-        np.maximum(hidden, 0, out=h_relu)
-        np.matmul(h_relu, w2, out=y_pred)
-        np.subtract(y_pred, y, out=diff)
-        np.multiply(diff, 2, out=grad_y_pred)
-        grad_w1.fill(0)
-        grad_w2.fill(0)
-        matmuls()
-        elementwise()
-        return {"matmul_s": _best_of(matmuls, budget_s, max_repeats),
-                "elementwise_s": _best_of(elementwise, budget_s, max_repeats)}
+    return matmuls, elementwise
 
 
-def _best_of(call, budget_s: float, max_repeats: int) -> float:
+def square_operands(size: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two standard normal size x size matrices: every library's large matmul multiplies these."""
+    rng = np.random.default_rng(0)
+    return tuple(rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+
+
+def numpy_square(size: int, dtype: str):
+    """NumPy's size^3 matmul as a call: the peak as NumPy's BLAS reaches it."""
+    a, b = square_operands(size, dtype)
+    out = np.empty((size, size), dtype)
+    return lambda: np.matmul(a, b, out=out)
+
+
+MIN_RESOLVED = 0.05  # the least share of a call that time_parts takes as the kernels' own
+
+
+def time_parts(matmuls, elementwise, empty=None, budget_s: float = 0.3, max_repeats: int = 200) -> dict[str, float]:
+    """Best-of-k seconds of each part; with `empty` (a call of the same kind that does nothing),
+    its best is taken off each: a compiled library pays one dispatch per call, which belongs to a
+    run's overhead, not to its kernels."""
+    matmuls(), elementwise()  # first calls: compilation, page faults, thread start-up
+    dispatch_s = best_of(empty, budget_s / 3, max_repeats) if empty is not None else 0.0
+    parts = {"matmul_s": best_of(matmuls, budget_s, max_repeats),
+             "elementwise_s": best_of(elementwise, budget_s, max_repeats)}
+    kernels = {name: s - dispatch_s for name, s in parts.items()}
+    # Where the dispatch is nearly the whole call, the kernels are below what two best-of timings
+    # can resolve: recorded as MIN_RESOLVED of the call, and named
+    unresolved = [name for name, s in kernels.items() if s < MIN_RESOLVED * parts[name]]
+    kernels |= {name: MIN_RESOLVED * parts[name] for name in unresolved}
+    return kernels | {"dispatch_s": dispatch_s} | ({"unresolved": unresolved} if unresolved else {})
+
+
+def peak_rate(square, size: int, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` size^3 matmuls after one untimed call: a peak is what the
+    machine can do, not what it did on average."""
+    square()  # first call: page faults and thread start-up
+    best_s = min(_timed(square) for _ in range(repeats))
+    return 2 * size**3 / best_s / 1e9
+
+
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def best_of(call, budget_s: float, max_repeats: int) -> float:
     """The fastest of repeated calls, repeated until the budget or max_repeats runs out (at least 3)."""
     best_s, spent_s, repeats = float("inf"), 0.0, 0
     while repeats < 3 or (spent_s < budget_s and repeats < max_repeats):

@@ -51,19 +51,23 @@ class StepClock:
         self._last_ns = now_ns
         return math.isfinite(value)
 
-    def laps_evenly(self, losses) -> None:
-        """Record steps that ran inside one call: each gets the call's time / len(losses).
-
-        Losses after the first NaN/inf are dropped, as lap() would have stopped there.
+    def laps_evenly(self, losses, fetch: Callable[[list], list[float]] | None = None) -> bool:
+        """Record steps that ran since the last lap without one each (inside one call, or a block
+        of asynchronous steps): each gets the time since then / len(losses), their losses fetched
+        (by `fetch`, in one transfer, where given) inside that time. False once a loss is NaN/inf;
+        the losses after the first such are dropped, as lap() would have stopped there.
         """
         self.sync()
-        elapsed_s = (time.perf_counter_ns() - self._last_ns) * 1e-9
-        values = [float(v) for v in losses]
-        for i, value in enumerate(values):
+        values = [float(v) for v in (fetch(losses) if fetch is not None else losses)]
+        now_ns = time.perf_counter_ns()
+        elapsed_s = (now_ns - self._last_ns) * 1e-9
+        self._last_ns = now_ns
+        for value in values:
             self.times_s.append(elapsed_s / max(len(values), 1))
             self.losses.append(value)
             if not math.isfinite(value):
-                break
+                return False
+        return True
 
 
 Step = Callable[..., float]  # step() on the lecture's batch; step(x, y) on a minibatch from feed()
@@ -96,6 +100,18 @@ class Trainer(NamedTuple):
     # profiler and writes folder/trace.json (common.profiling's format)
     profile: Callable[[Path], ContextManager[None]] | None = None
     device_memory: Callable[[], float | None] | None = None  # on a GPU: the framework's own peak, in MB
+    # `asynchronous`: step() returns before the device has finished (JAX always; every framework on
+    # a GPU), so the clock times blocks of ASYNC_BLOCK steps and fetches their losses after each
+    # block, by `fetch(losses)` (one transfer) where given, as a training loop that logs would
+    asynchronous: bool = False
+    fetch: Callable[[list], list[float]] | None = None
+
+
+# Steps per block of an asynchronous trainer: one sync and one fetch per block, and the block's
+# time shared by its steps. A sync after every step would forbid what such a framework does in
+# any loop that does not read each loss at once (queue step k+1 while step k runs): at 25, the
+# block's own cost is within the figures' resolution (README, "the clock").
+ASYNC_BLOCK = 25
 
 
 def time_steps(trainer: Trainer, steps: int) -> StepClock:
@@ -107,6 +123,8 @@ def time_steps(trainer: Trainer, steps: int) -> StepClock:
     if trainer.run is not None:
         trainer.run(steps, clock)
         return clock
+    if trainer.asynchronous:
+        return _time_blocks(trainer, steps, clock)
     step = trainer.step
     clock.start()
     if trainer.feed is None:
@@ -124,6 +142,24 @@ def time_steps(trainer: Trainer, steps: int) -> StepClock:
     return clock
 
 
+def _time_blocks(trainer: Trainer, steps: int, clock: StepClock) -> StepClock:
+    """An asynchronous trainer's steps: step 1 alone (it compiles: setup), then blocks of
+    ASYNC_BLOCK steps with no sync between them, each block's losses fetched at its end. Each
+    step of a block gets the block's time / its steps; in minibatch mode its data time is not
+    split out (that would need a sync per step)."""
+    batches = trainer.feed() if trainer.feed is not None else None
+    step = trainer.step if batches is None else (lambda: trainer.step(*next(batches)))
+    clock.start()
+    done = 0
+    while done < steps:
+        block = 1 if done == 0 else min(ASYNC_BLOCK, steps - done)
+        if not clock.laps_evenly([step() for _ in range(block)], trainer.fetch):
+            break
+        done += block
+    _stop(batches)
+    return clock
+
+
 def _stop(batches) -> None:
     """A feed's generator stops its prefetch threads when closed (after an early stop, or a block)."""
     close = getattr(batches, "close", None)
@@ -132,6 +168,7 @@ def _stop(batches) -> None:
 
 
 MIN_HARNESS_BLOCK = 25  # steps per block of harness_cost
+MIN_HARNESS_PAIRS = 4  # fewer, and one noisy block decides the median
 
 
 def run_bare(trainer: Trainer, steps: int) -> None:
@@ -150,22 +187,24 @@ def run_bare(trainer: Trainer, steps: int) -> None:
     trainer.sync()
 
 
-def harness_cost(trainer: Trainer, steps: int, pairs: int = 4) -> tuple[float, float] | None:
+def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> tuple[float, float] | None:
     """What the per-step measurement costs: (bare seconds per step, lapped / bare - 1).
 
     Blocks of steps timed as the harness times them (a lap, a loss fetch, Keras' callback and
     metric) alternate with blocks of the same steps run bare, in ABBA order after one untimed
     pair, so that drift (warming caches, a neighbour's load) falls on both alike; each block is
     timed whole, so its own fixed cost (a fit call's set-up, a loader's start) is paid once by
-    each side. None when every step runs in one call already (nothing per step to leave out), or
-    when the run has too few steps for blocks of MIN_HARNESS_BLOCK (those fixed costs would
-    swamp a step's).
+    each side. The figure is the median over the pairs of lapped / bare, so that one block hit
+    by a neighbour's burst (a shared machine's steal time) does not swing it. Up to `pairs` pairs
+    of at least MIN_HARNESS_BLOCK steps; None when every step runs in one call already (nothing
+    per step to leave out), or when the run has steps for fewer than MIN_HARNESS_PAIRS pairs.
     """
-    block = steps // pairs
-    if (trainer.bare is None and trainer.step is None) or block < MIN_HARNESS_BLOCK:
+    pairs = min(pairs, steps // MIN_HARNESS_BLOCK)
+    if (trainer.bare is None and trainer.step is None) or pairs < MIN_HARNESS_PAIRS:
         return None
+    block = steps // pairs
     clock = time.perf_counter_ns
-    spent = {"lapped": 0, "bare": 0}
+    spent: dict[str, list[int]] = {"lapped": [], "bare": []}
     for pair in range(pairs + 1):
         order = ("lapped", "bare") if pair % 2 else ("bare", "lapped")
         for side in order:
@@ -175,8 +214,9 @@ def harness_cost(trainer: Trainer, steps: int, pairs: int = 4) -> tuple[float, f
             else:
                 run_bare(trainer, block)
             if pair:  # the first pair warms the bare path (Keras compiles its plain model there)
-                spent[side] += clock() - start_ns
-    return spent["bare"] * 1e-9 / (pairs * block), spent["lapped"] / spent["bare"] - 1
+                spent[side].append(clock() - start_ns)
+    ratios = sorted(lapped / bare for lapped, bare in zip(spent["lapped"], spent["bare"]))
+    return sorted(spent["bare"])[pairs // 2] * 1e-9 / block, _quantile(ratios, 0.5) - 1
 
 
 def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:

@@ -51,6 +51,8 @@ class Implementation:
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
     distributed: Distributed | None = None  # what compare.py --workers W runs
     exporter: Exporter | None = None  # what compare.py --deploy exports
+    # whose kernels do its arithmetic: the library implementations.kernels times for the yardstick
+    kernels: str
 
     @property
     def framework(self) -> str:
@@ -93,10 +95,10 @@ def register(impl: Implementation) -> Implementation:
 
 register(Implementation(
     name="numpy", module="implementations.numpy", variants=("manual",), requires=("numpy",), extra=None,
-    versions=("numpy",), minibatch=("manual",), sweep="manual"))
+    versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy"))
 register(Implementation(
     name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
-    requires=("torch",), extra="torch", versions=("torch",),
+    requires=("torch",), extra="torch", versions=("torch",), kernels="torch",
     minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
     distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
     exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
@@ -104,20 +106,20 @@ register(Implementation(
 register(Implementation(
     name="tensorflow", module="implementations.tensorflow_graphs",
     variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
-    extra="tensorflow", versions=("tensorflow",),
+    extra="tensorflow", versions=("tensorflow",), kernels="tensorflow",
     # tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
     minibatch=("function", "xla"), sweep="variables",
     distributed=Distributed(module="implementations.tensorflow_multiworker", variant="multiworker",
                             launcher="tf_config", minibatch=True)))
 register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
-    requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"),
+    requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
     exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx")))
 
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
-    requires=("jax",), extra="jax", versions=("jax",),
+    requires=("jax",), extra="jax", versions=("jax",), kernels="jax",
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
                             launcher="jax_coordinator",
@@ -132,7 +134,7 @@ for _backend in ("tensorflow", "torch", "jax"):
     register(Implementation(
         name=f"keras-{_backend}", module="implementations.keras_api", variants=("fit", "train_on_batch"),
         requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
-        versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",),
+        versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",), kernels=_backend,
         # the sweep's six idiomatic loops (README) leave keras-torch out
         sweep=None if _backend == "torch" else "fit",
         exporter=Exporter(source="keras", runtime="keras-tensorflow",

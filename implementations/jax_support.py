@@ -28,6 +28,11 @@ def device(cfg: RunConfig):
     return gpus[0]
 
 
+def fetch(losses: list) -> list:
+    """Trainer.fetch: a block's losses off the device in one transfer."""
+    return jax.device_get(losses)
+
+
 def bound_threads(threads: int, first_core: int = 0) -> str:
     """XLA:CPU has no thread setting of its own: it sizes its pools from the cores the process
     may use, so pinning the process to `threads` cores (from the `first_core`-th it may use: data-

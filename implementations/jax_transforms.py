@@ -199,7 +199,9 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
         else:
             x, y = jax.device_put(problem.x, device), jax.device_put(problem.y, device)
             trainer = BUILDERS[variant](cfg, x, y, w1, w2, lr)
-    return trainer._replace(note="; ".join(filter(None, [trainer.note, note])), profile=jax_support.profile)
+    # JAX dispatches asynchronously on every device: the clock times blocks of steps (common.timing)
+    return trainer._replace(note="; ".join(filter(None, [trainer.note, note])), profile=jax_support.profile,
+                            asynchronous=True, fetch=jax_support.fetch)
 
 
 if __name__ == "__main__":

@@ -175,11 +175,12 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
         trainer = BUILDERS[variant](cfg, None, None, w1, w2)
         return trainer._replace(sync=torch_support.sync(device), feed=make_feed(cfg, problem, device),
                                 profile=torch_support.profiler(device),
-                                device_memory=torch_support.device_memory(device))
+                                device_memory=torch_support.device_memory(device), **torch_support.asynchronous(device))
     x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
     return BUILDERS[variant](cfg, x, y, w1, w2)._replace(sync=torch_support.sync(device),
                                                          profile=torch_support.profiler(device),
-                                                         device_memory=torch_support.device_memory(device))
+                                                         device_memory=torch_support.device_memory(device),
+                                                         **torch_support.asynchronous(device))
 
 
 if __name__ == "__main__":

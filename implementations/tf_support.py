@@ -34,6 +34,14 @@ def sync(device_name: str):
     return tf.test.experimental.sync_devices if device_name.startswith("/GPU") else no_sync
 
 
+def asynchronous(device_name: str) -> dict:
+    """Trainer fields: on a GPU a TF2 step returns before its kernels finish, so the clock times blocks
+    of steps and fetches their losses in one transfer (common.timing); on the CPU TF runs each op to its end."""
+    if not device_name.startswith("/GPU"):
+        return {}
+    return {"asynchronous": True, "fetch": lambda losses: tf.stack(losses).numpy().tolist()}
+
+
 def set_threads(threads: int) -> None:
     """TF2's (eager, tf.function, Keras) thread pools, checked.
 

@@ -31,6 +31,14 @@ def sync(on: torch.device):
     return torch.cuda.synchronize if on.type == "cuda" else no_sync
 
 
+def asynchronous(on: torch.device) -> dict:
+    """Trainer fields: on a GPU a step returns before its kernels finish, so the clock times blocks
+    of steps and fetches their losses in one transfer (common.timing); on the CPU torch is synchronous."""
+    if on.type != "cuda":
+        return {}
+    return {"asynchronous": True, "fetch": lambda losses: torch.stack(losses).tolist()}
+
+
 def set_threads(threads: int) -> None:
     """torch's intra-op pool, checked: a run with other threads than its config is an error."""
     torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ import pytest
 from common.figures import figures
 from common.profiling import TRACE, breakdown, load_trace, write_trace
 from common.result import RunResult
-from common.roofline import measure_shape_floor, shape_key
+from common.roofline import numpy_step_parts, shape_key, shape_of, time_parts
 from common.timing import Trainer, harness_cost
 from tests.conftest import ROOT, run_cli, small_config
 
@@ -88,7 +88,7 @@ def test_an_unknown_trace_is_refused_in_one_line(tmp_path):
 
 def test_shape_floor_times_the_steps_own_arithmetic_and_feeds_the_table():
     cfg = small_config(batch=32, d_in=200, hidden=50, d_out=5)
-    floor = measure_shape_floor(cfg, budget_s=0.05)
+    floor = time_parts(*numpy_step_parts(shape_of(cfg), cfg.dtype, cfg.lr), budget_s=0.05)
     assert floor["matmul_s"] > 0 and floor["elementwise_s"] > 0
     result = RunResult("numpy", "manual", "cpu", cfg.dtype, config=cfg.to_dict(), losses=[1.0] * 30,
                        step_times_s=[0.01] * 30)
