@@ -7,6 +7,7 @@ share thread pools or allocators, with the same thread count for all.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Plan:
     profile: bool = False  # one extra run each under the framework's profiler, traces in out/traces
     hosts: int = 1  # --workers over 1 host (loopback) or 2 (network namespaces joined by a veth pair)
     link_gbit: float | None = None  # the 2 hosts' link, limited to this many Gbit/s (None: unlimited)
+    command: str = "python compare.py"  # as typed: results.json and report.md name what made them
 
 
 def parse_args(argv: list[str] | None) -> Plan:
@@ -96,9 +98,11 @@ def parse_args(argv: list[str] | None) -> Plan:
                    help="the implementation whose trained weights are deployed (default onnx/step)")
     args = parser.parse_args(argv)
     try:
-        return _plan(args)
+        plan = _plan(args)
     except ConfigError as exc:
         parser.error(str(exc))
+    typed = sys.argv[1:] if argv is None else argv
+    return dataclasses.replace(plan, command=shlex.join(["python", "compare.py", *typed]))
 
 
 def _plan(args) -> Plan:
@@ -344,14 +348,27 @@ def measure_machine(plan: Plan) -> dict:
     """The yardsticks every table line is read against, measured before any run: every kernel
     library's peak and its kernels at each size this invocation runs (common.yardstick)."""
     cfg = plan.cfg
-    libraries = kernel_libraries(plan.frameworks)
-    print(f"measuring the yardstick: the peak matmul rate and the step's kernels of {', '.join(libraries)}, "
-          "each in a process of its own, and the timer's own cost ...", file=sys.stderr, flush=True)
-    sizes = ladder_configs(cfg, plan.sweep_steps) if plan.sweep else [cfg]
-    measured = yardstick.measure(libraries, [shape_of(c) for c in sizes], cfg.dtype, cfg.threads, cfg.lr)
-    return {**measured, "device": "cpu", "kernels_of": {name: impl.kernels for name, impl in REGISTRY.items()},
+    print(f"measuring the yardstick: the peak matmul rate and the step's kernels of "
+          f"{', '.join(kernel_libraries(plan.frameworks))}, each in a process of its own, and the timer's own cost ...",
+          file=sys.stderr, flush=True)
+    return {**yardstick_pass(plan), "command": plan.command, "device": "cpu",
+            "kernels_of": {name: impl.kernels for name, impl in REGISTRY.items()},
             "timer_overhead_s": timer_overhead_s(), "rounds": plan.rounds, "warmup_steps": cfg.warmup,
             "threads": cfg.threads, "thread_env": list(THREAD_ENV)}
+
+
+def yardstick_pass(plan: Plan) -> dict:
+    """One pass of common.yardstick over the libraries the compared frameworks call, at every size run."""
+    cfg = plan.cfg
+    sizes = ladder_configs(cfg, plan.sweep_steps) if plan.sweep else [cfg]
+    return yardstick.measure(kernel_libraries(plan.frameworks), [shape_of(c) for c in sizes], cfg.dtype, cfg.threads,
+                             cfg.lr)
+
+
+def second_pass(plan: Plan, measurement: dict) -> None:
+    """The yardstick once more after the runs, each library's best of both passes kept (yardstick.combine)."""
+    print("measuring the yardstick again, after the runs ...", file=sys.stderr, flush=True)
+    measurement.update(yardstick.combine(measurement, yardstick_pass(plan)))
 
 
 def rows_of(results: list[RunResult], measurement: dict) -> list:
@@ -384,6 +401,7 @@ def run_comparison(plan: Plan, measurement: dict) -> int:
         if finished:
             print(format_table(rows_of(finished, measurement)))
         return 130
+    second_pass(plan, measurement)
     if plan.profile:
         profile_runs(runs, results, plan)
     return report(plan, plan.cfg, results, measurement, reference)
@@ -401,6 +419,7 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
         reference = reference or point_reference
         results += run_rounds(runs, point_cfg, plan, point_reference, on_run=saver(plan, measurement, list(results)),
                               done_before=point * len(runs) * plan.rounds, total=total)
+    second_pass(plan, measurement)
     return report(plan, configs[0], results, measurement, reference,
                   intro=f"sweep: {len(configs)} sizes x {len(runs)} runs, {plan.sweep_steps} steps each, "
                         "lr scaled with the sizes")
@@ -424,7 +443,9 @@ def report_from(plan: Plan) -> int:
     if plan.markdown:
         rows = rows_of(results, measurement)
         several_sizes = len({r.flops_per_step for r in rows}) > 1
-        print(sweep_markdown(rows) if several_sizes else markdown_table(rows))
+        # a sweep's table, then what it concludes (the crossovers, what sets the time at the largest size)
+        print(sweep_markdown(rows) + "\n\n" + "\n".join(f"- {line}" for line in summary(rows)) if several_sizes
+              else markdown_table(rows))
         return 0 if verdict(results)[0] else 1
     lecture = plan.out is not None and any(r.config.get("batch") == cfg.batch for r in results)
     return report(plan, cfg, results, measurement, reference_for(cfg) if lecture else None, fresh=False)

@@ -95,9 +95,11 @@ def aligned(rows: list[list[str]]) -> list[str]:
 
 
 # Why a framework's harness cost is what it is, where the note says more than the figure.
-_ASYNC = ("; JAX dispatches asynchronously: a loop that never reads its loss queues step k+1 while step k runs, "
-          "which a clock stopped after each step's sync cannot allow, so this is the price of a per-step time")
-HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax": _ASYNC}
+_ASYNC = ("; JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
+          "their losses per block (common.timing.ASYNC_BLOCK); this is what that still costs")
+_FIT_SYNC = ("; Keras' fit drives its own loop, and the harness's batch-end callback makes it read each step's logs, "
+             "a sync per step that fit on an asynchronous backend would otherwise not wait for")
+HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax": _FIT_SYNC}
 
 
 def table_notes(rows: list[Figures]) -> list[str]:
@@ -111,8 +113,8 @@ def table_notes(rows: list[Figures]) -> list[str]:
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
                      "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")
     if any(f.x_kernels is not None for f in rows):
-        notes.append("x shape floor = x kernels x x overhead: x kernels is the step's five matmuls and elementwise work "
-                     "timed alone with the run's own framework's kernels, over the same work with the fastest "
+        notes.append("x shape floor = x kernels x x overhead: x kernels is the step's five matmuls and elementwise "
+                     "work timed alone with the run's own framework's kernels, over the same work with the fastest "
                      "library's (the shape floor); x overhead is the run's step over its own kernels")
     if any(f.peak_mb is not None for f in rows):
         notes.append("import s: the run's process from its start to its framework imported (Python's start-up "
@@ -329,7 +331,8 @@ def _peak_source(measurement: dict) -> str:
     library = measurement.get("peak_library")
     if library is None:
         return "NumPy BLAS"
-    return f"{library}'s, the best of {len([f for f in measurement['libraries'].values() if 'error' not in f])} libraries"
+    timed = [f for f in measurement["libraries"].values() if "error" not in f]
+    return f"{library}'s, the best of {len(timed)} libraries"
 
 
 def shape_text(cfg: RunConfig, measurement: dict) -> str:
@@ -351,9 +354,12 @@ def yardstick_lines(measurement: dict) -> list[str]:
         return []
     timed = sorted((f for f in libraries.values() if "error" not in f), key=lambda f: -f["peak_gflops"])
     first = timed[0]
-    lines = [f"peak matmul ({first['peak_size']}^3 {first['dtype']}, {first['threads']} threads, best of 5, each library "
-             "in its own process): " + ", ".join(f"{f['library']} {f['peak_gflops']:.0f}" for f in timed)
-             + " GFLOP/s; " + "; ".join(f"{f['library']}: {f['calls']}" + _blas_text(f) for f in timed)]
+    passes = measurement.get("passes", 1)
+    when = " in each of 2 passes, before and after the runs (each pass in brackets), the better kept" * (passes > 1)
+    lines = [f"peak matmul ({first['peak_size']}^3 {first['dtype']}, {first['threads']} threads, best of 5{when}, each "
+             "library in its own process): " + ", ".join(f"{f['library']} {f['peak_gflops']:.0f}" + (
+                 f" ({'/'.join(f'{p:.0f}' for p in f['passes'])})" if "passes" in f else "") for f in timed)
+             + " GFLOP/s; " + "; ".join(f"{f['library']}: {f['calls']}" for f in timed)]
     theory = measurement.get("theoretical") or {}
     if theory.get("gflops"):
         lines.append(f"theoretical peak: {theory['gflops']:.0f} GFLOP/s ({theory['how']}); measured "
@@ -363,15 +369,6 @@ def yardstick_lines(measurement: dict) -> list[str]:
     lines += measurement.get("kernel_env") or []
     lines += [f"{f['library']}: its kernels were not timed ({f['error']})" for f in libraries.values() if "error" in f]
     return lines
-
-
-def _blas_text(figures: dict) -> str:
-    """The OpenBLAS/MKL pools threadpoolctl saw in a NumPy child, with their kernels."""
-    if figures["library"] != "numpy":
-        return ""
-    pools = [p for p in figures.get("blas", []) if p.get("user_api") == "blas"]
-    return "".join(f" = {p['internal_api']} {p.get('version', '')} ({p['library']}), {p.get('architecture', '?')} kernels"
-                   for p in pools[:1])
 
 
 def timer_line(rows: list[Figures], measurement: dict) -> str:
@@ -419,7 +416,8 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
             plots.sweep_memory(rows, out / "sweep_memory.png")
             images.append("sweep_memory.png")
     machine = machine_info()
-    md = ["# fourways results\n", f"{header(cfg, measurement)}\n",
+    made_by = [f"Made by `{measurement['command']}`.\n"] if measurement.get("command") else []
+    md = ["# fourways results\n", *made_by, f"{header(cfg, measurement)}\n",
           f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
           f"Python {machine['python']}\n", markdown_table(rows), ""]
     md += [f"- {line}" for line in lines + table_notes(rows)]

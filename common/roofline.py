@@ -111,6 +111,7 @@ def numpy_square(size: int, dtype: str):
 
 
 MIN_RESOLVED = 0.05  # the least share of a call that time_parts takes as the kernels' own
+MIN_REPEATS = 5  # best_of's fewest calls, however long each takes
 
 
 def time_parts(matmuls, elementwise, empty=None, budget_s: float = 0.3, max_repeats: int = 200) -> dict[str, float]:
@@ -144,9 +145,9 @@ def _timed(call) -> float:
 
 
 def best_of(call, budget_s: float, max_repeats: int) -> float:
-    """The fastest of repeated calls, repeated until the budget or max_repeats runs out (at least 3)."""
+    """The fastest of repeated calls, repeated until the budget or max_repeats runs out (at least MIN_REPEATS)."""
     best_s, spent_s, repeats = float("inf"), 0.0, 0
-    while repeats < 3 or (spent_s < budget_s and repeats < max_repeats):
+    while repeats < MIN_REPEATS or (spent_s < budget_s and repeats < max_repeats):
         start = time.perf_counter()
         call()
         elapsed = time.perf_counter() - start

@@ -78,10 +78,11 @@ def overall_crossover(points: list[Figures]) -> Figures | None:
 def summary(points: list[Figures]) -> list[str]:
     overall = overall_crossover(points)
     lines = [f"crossover: from {size_label(overall)} ({overall.flops_per_step / 1e9:.2f} GFLOP/step) on, every "
-             f"implementation is within {COMPUTE_BOUND_X_FLOOR:g}x of the compute floor: the machine, not the "
-             "framework, sets the step time" if overall else
-             f"crossover: not reached; some implementation is over {COMPUTE_BOUND_X_FLOOR:g}x the floor at the "
-             "largest size"]
+             f"implementation is within {COMPUTE_BOUND_X_FLOOR:g}x of the compute floor (the best library's peak)"
+             if overall else
+             f"crossover: not reached; some implementation is over {COMPUTE_BOUND_X_FLOOR:g}x the compute floor (the "
+             "best library's peak) at the largest size"]
+    lines += kernel_lines(points)
     for key, f in crossovers(points).items():
         if f is None:
             lines.append(f"{key}: overhead still matters at the largest size (never within "
@@ -93,6 +94,22 @@ def summary(points: list[Figures]) -> list[str]:
         lines.append(f"{key}: the GPU " + (f"starts to win at {size_label(win[0])} ({win[1]:.1f}x)" if win
                                            else "never wins within the ladder"))
     return lines + memory_lines(points)
+
+
+def kernel_lines(points: list[Figures]) -> list[str]:
+    """At the largest size: what sets the step time there, the kernels a framework calls (x kernels)
+    or what it does around them (x overhead), judged by which spreads the runs further apart."""
+    sizes = [f.flops_per_step for f in points if f.x_kernels and f.x_overhead]
+    if not sizes:
+        return []
+    largest = [f for f in points if f.flops_per_step == max(sizes) and f.x_kernels and f.x_overhead]
+    kernels, overhead = [f.x_kernels for f in largest], [f.x_overhead for f in largest]
+    which = ("which library's kernels a framework calls" if max(kernels) / min(kernels) > max(overhead) / min(overhead)
+             else "what each framework does around its kernels")
+    runs = ", ".join(f"{f.framework}/{f.label} {f.x_kernels:.2f} x {f.x_overhead:.2f}"
+                     for f in sorted(largest, key=lambda f: f.x_kernels * f.x_overhead))
+    return [f"at {size_label(largest[0])}, x shape floor = x kernels x x overhead: {runs}; {which} sets the step "
+            "time there"]
 
 
 def memory_lines(points: list[Figures]) -> list[str]:

@@ -32,8 +32,9 @@ REQUIRES = {"numpy": ("numpy",), "torch": ("torch",), "tensorflow": ("tensorflow
             "onnxruntime": ("onnxruntime", "onnx")}
 LIBRARIES = tuple(REQUIRES)
 # Variables that change which kernels a BLAS or a framework picks, recorded with every yardstick
-KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE", "MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS",
-              "MKL_CBWR", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS")
+KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE", "MKL_DEBUG_CPU_TYPE",
+              "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS",
+              "XLA_FLAGS")
 
 
 def blas_pools() -> list[dict]:
@@ -51,8 +52,11 @@ def numpy_kernels(dtype: str, threads: int, lr: float):
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)  # stays in force: this process times nothing else
+    blas = [pool for pool in blas_pools() if pool.get("user_api") == "blas"][:1]
+    calls = "".join(f"{p['internal_api']} {p.get('version', '')}, {p.get('architecture', '?')} kernels (threadpoolctl)"
+                    for p in blas) or "its BLAS (threadpoolctl saw none)"
     return (lambda size: numpy_square(size, dtype), lambda shape: numpy_step_parts(shape, dtype, lr), None,
-            {"calls": "NumPy's BLAS (threadpoolctl names it and the kernels it runs)"})
+            {"calls": f"NumPy's BLAS: {calls}"})
 
 
 def torch_kernels(dtype: str, threads: int, lr: float):
@@ -176,9 +180,10 @@ def jax_kernels(dtype: str, threads: int, lr: float):
 
     scalar = jnp.zeros((), dtype=dtype)
     nothing = jax.jit(lambda s: s)
-    backend = jax.devices("cpu")[0].client
+    import jaxlib
+
     return square, step_parts, lambda: ready(nothing(scalar)), {
-        "calls": f"XLA:CPU's dot ({backend.platform_version})", "xla_flags": os.environ.get("XLA_FLAGS", "")}
+        "calls": f"XLA:CPU's dot (jaxlib {jaxlib.__version__})", "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def onnxruntime_kernels(dtype: str, threads: int, lr: float):

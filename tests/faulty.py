@@ -16,7 +16,8 @@ from common.timing import Trainer
 from implementations import Implementation, register
 
 FAULTY = register(Implementation(name="faulty", module="tests.faulty",
-                                 variants=("crash", "segfault", "killed", "hang", "nan"), requires=(), extra=None))
+                                 variants=("crash", "segfault", "killed", "hang", "nan"), requires=(), extra=None,
+                                 kernels="numpy"))
 
 
 def build(cfg, problem, variant):

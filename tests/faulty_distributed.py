@@ -14,7 +14,8 @@ import time
 from implementations import Implementation, register
 
 FAULTY_DP = register(Implementation(
-    name="faulty-dp", module="tests.faulty_distributed", variants=("die", "hang"), requires=(), extra=None))
+    name="faulty-dp", module="tests.faulty_distributed", variants=("die", "hang"), requires=(), extra=None,
+    kernels="numpy"))
 
 
 def rank() -> int:

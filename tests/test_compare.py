@@ -77,7 +77,7 @@ def test_diverging_run_is_reported_not_matched(cli, tmp_path):
 
 def test_missing_framework_is_a_skipped_row_naming_the_extra():
     ghost = Implementation(name="ghost", module="implementations.ghost", variants=("x",),
-                           requires=("no_such_package_xyz",), extra="ghost")
+                           requires=("no_such_package_xyz",), extra="ghost", kernels="numpy")
     assert ghost.missing() == ["no_such_package_xyz"]
     result = run_one(ghost, "x", small_config(), timeout_s=10)
     assert result.status == "skipped"

@@ -89,7 +89,7 @@ def test_a_worker_that_dies_or_hangs_is_a_failed_row_and_leaves_no_process(tmp_p
         _engine("torch")
     monkeypatch.setenv("FAULTY_PID_DIR", str(tmp_path))
     impl = Implementation(name="faulty-dp", module="tests.faulty_distributed", variants=(variant,), requires=(),
-                          extra=None, distributed=Distributed(module="tests.faulty_distributed", variant=variant,
+                          extra=None, kernels="numpy", distributed=Distributed(module="tests.faulty_distributed", variant=variant,
                                                               launcher=launcher))
     result = run_one(impl, variant, small_config(workers=2), timeout_s=20)
     assert result.status == "failed" and expected in result.error, result.error

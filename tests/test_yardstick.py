@@ -73,7 +73,8 @@ def test_no_library_timed_is_an_error_that_names_each_failure():
 
 def test_a_rows_distance_to_the_shape_floor_splits_into_its_kernels_and_its_overhead():
     cfg = small_config()
-    measurement = {"libraries": {"numpy": child("numpy", 200.0, 3e-4, 1e-4), "torch": child("torch", 150.0, 4e-4, 2e-4)},
+    measurement = {"libraries": {"numpy": child("numpy", 200.0, 3e-4, 1e-4),
+                                 "torch": child("torch", 150.0, 4e-4, 2e-4)},
                    "kernels_of": {"numpy": "numpy", "torch": "torch"}}
     own = yardstick.own_kernels(measurement)
     assert own["torch"][shape_key(cfg)] == pytest.approx(6e-4)
@@ -103,12 +104,14 @@ ZEN3 = {"vendor": "AuthenticAMD", "family": 25, "model": 1, "mhz": 2445.0, "flag
 def test_the_theoretical_peak_multiplies_cores_fma_units_lanes_and_the_clock():
     theory = yardstick.theoretical_peak("float32", 2, ZEN3, clock_mhz=3500.0)
     assert theory["gflops"] == pytest.approx(2 * 2 * 8 * 2 * 3.5) and "cpufreq" in theory["how"]
-    assert yardstick.theoretical_peak("float64", 2, ZEN3, clock_mhz=3500.0)["gflops"] == pytest.approx(2 * 2 * 4 * 2 * 3.5)
+    float64 = yardstick.theoretical_peak("float64", 2, ZEN3, clock_mhz=3500.0)
+    assert float64["gflops"] == pytest.approx(2 * 2 * 4 * 2 * 3.5)
 
 
 def test_the_theoretical_peak_says_why_it_is_not_known():
     no_clock = yardstick.theoretical_peak("float32", 2, ZEN3, read_clock=False)
-    assert no_clock["gflops"] is None and "not readable" in no_clock["why"] and "156 GFLOP/s" in no_clock["why"]  # 64 FLOP/cycle x 2445 MHz
+    # at the nominal clock: 64 FLOP/cycle x 2445 MHz
+    assert no_clock["gflops"] is None and "not readable" in no_clock["why"] and "156 GFLOP/s" in no_clock["why"]
     unknown = yardstick.theoretical_peak("float32", 2, {**ZEN3, "vendor": "GenuineIntel", "family": 6},
                                          clock_mhz=3000.0)
     assert unknown["gflops"] is None and "FMA units" in unknown["why"]
@@ -116,8 +119,8 @@ def test_the_theoretical_peak_says_why_it_is_not_known():
 
 
 def test_the_cpuinfo_of_the_first_core_is_read():
-    text = "vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 17\ncpu MHz\t\t: 2600.000\nflags\t\t: avx2 fma avx512f\n\n" \
-           "vendor_id\t: other\n"
+    text = ("vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 17\ncpu MHz\t\t: 2600.000\n"
+            "flags\t\t: avx2 fma avx512f\n\nvendor_id\t: other\n")
     assert yardstick.cpu_facts(text) == {"vendor": "AuthenticAMD", "family": 26, "model": 17, "mhz": 2600.0,
                                          "flags": ["avx2", "fma", "avx512f"]}
 
@@ -211,3 +214,37 @@ def test_jax_is_timed_in_blocks_and_every_step_still_judged(references):
     assert result.status == "ok" and len(result.losses) == 60
     # within a block, every step carries the block's time
     assert len(set(result.step_times_s[1:1 + ASYNC_BLOCK])) == 1
+
+
+def test_the_kernel_table_reads_every_library_and_a_setting_beside_the_default(tmp_path):
+    cfg = small_config()
+    measurement = yardstick.summarise({"numpy": child("numpy", 200.0, 3e-4, 1e-4),
+                                       "tensorflow": child("tensorflow", 150.0, 4e-4, 2e-4)}, "float32", 2)
+    measurement["kernels_of"] = {"numpy": "numpy", "tensorflow": "tensorflow", "keras-tensorflow": "tensorflow"}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"config": cfg.to_dict(), "measurement": measurement}))
+    onednn = tmp_path / "onednn.json"
+    onednn.write_text(json.dumps(child("tensorflow", 180.0, 3.5e-4, 2e-4, env={"TF_ENABLE_ONEDNN_OPTS": "1"})))
+    proc = run_cli("benchmarks/kernel_table.py", str(results), "--also", str(onednn), "--markdown")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    tf_row = next(line for line in lines if line.startswith("| tensorflow |"))
+    assert "tensorflow, keras-tensorflow" in tf_row and "| 150 |" in tf_row and "| 1.50 |" in tf_row
+    assert any(line.startswith("| tensorflow (TF_ENABLE_ONEDNN_OPTS=1) |") and "| 180 |" in line for line in lines)
+    assert "the shape floor is numpy's kernels, 0.400 ms" in proc.stdout
+
+
+def test_the_peak_check_refuses_a_file_without_a_measured_peak(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"measurement": {}}))
+    proc = run_cli("benchmarks/peak_check.py", str(bad))
+    assert proc.returncode == 2 and "not a results.json with a measured peak" in proc.stderr
+
+
+def test_two_passes_keep_each_librarys_best_peak_and_faster_kernels():
+    slow = {"numpy": child("numpy", 100.0, 6e-4, 2e-4), "torch": child("torch", 150.0, 3e-4, 1e-4)}
+    fast = {"numpy": child("numpy", 200.0, 3e-4, 1e-4), "torch": {"library": "torch", "error": "killed"}}
+    doc = yardstick.combine(yardstick.summarise(slow, "float32", 2), yardstick.summarise(fast, "float32", 2))
+    assert doc["passes"] == 2 and doc["peak_gflops"] == 200.0 and doc["libraries"]["numpy"]["passes"] == [100.0, 200.0]
+    assert doc["libraries"]["numpy"]["shapes"]["8x20x6x3/float32"]["matmul_s"] == 3e-4
+    assert doc["libraries"]["torch"]["peak_gflops"] == 150.0  # a pass that failed keeps the other's figures
