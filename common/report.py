@@ -97,18 +97,25 @@ def aligned(rows: list[list[str]]) -> list[str]:
 # Why a framework's harness cost is what it is, where the note says more than the figure.
 _ASYNC = ("; JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
           "their losses per block (common.timing.ASYNC_BLOCK); this is what that still costs")
-_FIT_SYNC = ("; Keras' fit drives its own loop, and the harness's batch-end callback makes it read each step's logs, "
-             "a sync per step that fit on an asynchronous backend would otherwise not wait for")
-HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax": _FIT_SYNC}
+# Keras 3's CallbackList (keras/src/callbacks/callback_list.py, _configure_async_dispatch): where no
+# callback overrides a batch-end hook, fit hands its default callbacks' batch ends to a thread pool,
+# on backends that declare themselves thread-safe (jax, torch); the clock's callback turns that off.
+_FIT_DISPATCH = ("; Keras' fit drives its own loop: the harness's batch-end callback makes it read each step's "
+                 "logs at once, and without any such callback fit hands its default callbacks' batch ends to a "
+                 "thread pool (Keras' async dispatch, on the jax and torch backends), which on few cores can cost "
+                 "more than the sync it saves")
+HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax/fit": _FIT_DISPATCH, "keras-torch/fit": _FIT_DISPATCH,
+                                     "keras-tensorflow/fit": _FIT_DISPATCH}
 
 
 def table_notes(rows: list[Figures]) -> list[str]:
     notes = [f"{f.name}: {f.error}" for f in rows if f.error]
     # a note is about the implementation: said once for all its feeds
     notes += [f"{f.framework}/{f.variant}: {f.note}" for f in rows if f.note and f.status == "ok"]
-    notes += [f"{f.name}: the harness's per-step measurement costs {f.harness_cost:.1%} of its step (the same steps "
-              "run with no per-step clock, callback or loss fetch)" + HARNESS_EXPLAINED.get(f.framework, "")
-              for f in rows if f.harness_cost is not None and f.harness_cost > HARNESS_COST_NOTE]
+    notes += [f"{f.name}: the harness's per-step measurement {'costs' if f.harness_cost > 0 else 'saves'} "
+              f"{abs(f.harness_cost):.1%} of its step (the same steps run with no per-step clock, callback or loss "
+              "fetch)" + HARNESS_EXPLAINED.get(f"{f.framework}/{f.variant}", HARNESS_EXPLAINED.get(f.framework, ""))
+              for f in rows if f.harness_cost is not None and abs(f.harness_cost) > HARNESS_COST_NOTE]
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "
                      "loss fetch, minus 1 (blank: not measured, or every step ran in one call)")

@@ -65,6 +65,9 @@ class RunResult:
     bare_step_s: float | None = None
     harness_cost: float | None = None
     round_harness_cost: list[float] = field(default_factory=list)
+    # Each lapped/bare pair's cost (timing.harness_cost), every round's: the row's harness_cost is
+    # their median, so that three rounds of 10 pairs judge it, not the middle round's 10 alone
+    harness_pair_costs: list[float] = field(default_factory=list)
     # What the run cost besides step time (common.memory): seconds from the process's start to its
     # framework imported (the interpreter's start-up included), building, step 1 alone; resident MB
     # after the import, after build() (before step 1), and at the most (VmHWM, after the timed steps);
@@ -152,7 +155,12 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     merged.round_setup_s = [r.setup_s for r in timed if r.setup_s is not None]
     merged.round_data_times_s = [r.data_times_s for r in timed if r.data_times_s]
     merged.round_harness_cost = [r.harness_cost for r in timed if r.harness_cost is not None]
-    if merged.round_harness_cost:
+    merged.harness_pair_costs = [cost for r in timed for cost in r.harness_pair_costs]
+    if merged.harness_pair_costs:
+        from common.timing import quantile
+
+        merged.harness_cost = quantile(sorted(merged.harness_pair_costs), 0.5)
+    elif merged.round_harness_cost:  # results written before pairs were kept
         merged.harness_cost = sorted(merged.round_harness_cost)[len(merged.round_harness_cost) // 2]
     for name in COSTS:  # each the median over the rounds (round 1's alone would be one draw)
         values = sorted(getattr(r, name) for r in timed if getattr(r, name) is not None)

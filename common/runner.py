@@ -127,7 +127,7 @@ def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig) -> None
         result.note = "; ".join(filter(None, [result.note, f"harness cost not measured: {type(exc).__name__}: {exc}"]))
         return
     if measured is not None:
-        result.bare_step_s, result.harness_cost = measured
+        result.bare_step_s, result.harness_cost, result.harness_pair_costs = measured
 
 
 def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -> None:

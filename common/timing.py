@@ -188,8 +188,17 @@ def run_bare(trainer: Trainer, steps: int) -> None:
     trainer.sync()
 
 
-def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> tuple[float, float] | None:
-    """What the per-step measurement costs: (bare seconds per step, lapped / bare - 1).
+class HarnessCost(NamedTuple):
+    """What harness_cost measured: the bare steps' seconds per step, the median pair's lapped /
+    bare - 1, and every pair's, so that a run's rounds can pool them (result.merge_rounds)."""
+
+    bare_step_s: float
+    cost: float
+    pair_costs: list[float]
+
+
+def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> HarnessCost | None:
+    """What the per-step measurement costs: bare seconds per step and lapped / bare - 1.
 
     Blocks of steps timed as the harness times them (a lap, a loss fetch, Keras' callback and
     metric) alternate with blocks of the same steps run bare, in ABBA order after one untimed
@@ -216,8 +225,8 @@ def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> tuple[float, 
                 run_bare(trainer, block)
             if pair:  # the first pair warms the bare path (Keras compiles its plain model there)
                 spent[side].append(clock() - start_ns)
-    ratios = sorted(lapped / bare for lapped, bare in zip(spent["lapped"], spent["bare"]))
-    return sorted(spent["bare"])[pairs // 2] * 1e-9 / block, _quantile(ratios, 0.5) - 1
+    costs = [lapped / bare - 1 for lapped, bare in zip(spent["lapped"], spent["bare"])]
+    return HarnessCost(sorted(spent["bare"])[pairs // 2] * 1e-9 / block, quantile(sorted(costs), 0.5), costs)
 
 
 def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:
@@ -251,7 +260,7 @@ class StepStats:
         return self.spread > NOISY_SPREAD
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
+def quantile(sorted_values: list[float], q: float) -> float:
     # Linear interpolation between closest ranks, as numpy.quantile's default does.
     pos = (len(sorted_values) - 1) * q
     lo = math.floor(pos)
@@ -269,8 +278,8 @@ def step_stats(step_times_s: list[float], warmup: int, rounds: list[list[float]]
         return None
     return StepStats(
         n=len(timed),
-        median_s=_quantile(timed, 0.5),
-        iqr_s=_quantile(timed, 0.75) - _quantile(timed, 0.25),
+        median_s=quantile(timed, 0.5),
+        iqr_s=quantile(timed, 0.75) - quantile(timed, 0.25),
         min_s=timed[0],
         max_s=timed[-1],
     )

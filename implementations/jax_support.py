@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from common.config import RunConfig
 
@@ -29,7 +30,12 @@ def device(cfg: RunConfig):
 
 
 def fetch(losses: list) -> list:
-    """Trainer.fetch: a block's losses off the device in one transfer."""
+    """Trainer.fetch: a block's losses off the device. On a CPU each loss is already host memory:
+    np.asarray reads it in ~2 us, where jax.device_get's tree handling costs ~12 us a loss (measured
+    here; at 25 losses per block that was 5-8% of the block). On an accelerator device_get starts
+    every copy before waiting on any, so the block's losses cost one transfer's latency."""
+    if losses and all(device.platform == "cpu" for device in losses[0].devices()):
+        return [np.asarray(loss) for loss in losses]
     return jax.device_get(losses)
 
 

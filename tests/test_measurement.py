@@ -153,3 +153,15 @@ def test_sweep_writes_its_plot_and_names_the_crossover(cli, tmp_path):
     assert all(float(row["peak_mb"]) >= float(row["import_mb"]) > 0 for row in rows)
     assert "memory at 64x1000x100x10: estimate" in proc.stdout
     assert "crossover:" in proc.stdout and "numpy/manual/cpu:" in proc.stdout
+
+
+def test_rounds_pool_their_harness_pairs_and_the_row_takes_the_median_pair():
+    rounds = [run(), run(), run()]
+    for r, costs in zip(rounds, ([0.09, 0.10, 0.11], [-0.02, 0.0, 0.01], [0.02, 0.03, 0.04])):
+        r.harness_pair_costs, r.harness_cost = costs, costs[1]
+    merged = merge_rounds(rounds)
+    # the middle round's median would be 0.03; the median of the nine pairs is 0.03 too, but from all nine
+    assert merged.harness_pair_costs == [0.09, 0.10, 0.11, -0.02, 0.0, 0.01, 0.02, 0.03, 0.04]
+    assert merged.harness_cost == 0.03 and merged.round_harness_cost == [0.10, 0.0, 0.03]
+    rounds[2].harness_pair_costs = [0.20, 0.30, 0.40]  # a round far off moves the pooled median to a neighbour
+    assert merge_rounds(rounds).harness_cost == 0.10

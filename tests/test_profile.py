@@ -102,8 +102,8 @@ def test_harness_cost_sees_what_the_per_step_measurement_adds():
     def slow_sync():
         time.sleep(0.002)
 
-    bare_s, cost = harness_cost(Trainer(step=lambda: 0.0, sync=slow_sync), steps=100)
-    assert bare_s < 0.002 and cost > 5
+    bare_s, cost, pair_costs = harness_cost(Trainer(step=lambda: 0.0, sync=slow_sync), steps=100)
+    assert bare_s < 0.002 and cost > 5 and len(pair_costs) == 4 and min(pair_costs) > 5
 
 
 def test_harness_cost_is_none_for_one_call_loops_and_runs_too_short_to_tell():

@@ -197,7 +197,7 @@ def test_blocks_cost_an_asynchronous_framework_little_where_a_sync_per_step_cost
     def cost(asynchronous):
         queue = Queue(step_s=0.0004, sync_s=0.0004)
         return harness_cost(Trainer(step=queue.step, sync=queue.sync, asynchronous=asynchronous, fetch=queue.fetch),
-                            steps=500)[1]
+                            steps=500).cost
 
     assert cost(asynchronous=False) > 0.5
     assert cost(asynchronous=True) < 0.2
