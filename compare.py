@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from common.config import DEVICES, FEEDS, CliParser, ConfigError, RunConfig, add_config_args, config_from_args
-from common import hosts, noise
+from common import hosts, noise, outdir
 from common.figures import figures
-from common.launch import THREAD_ENV, run_one
+from common.launch import THREAD_ENV, Stopped, exit_status, run_one, stop_on_signals
 from common.noise import Reference
 from common.problem import make_problem
 from common.report import (fastest_line, feed_lines, format_table, gpu_line, header, markdown_table, profile_table,
@@ -396,11 +396,11 @@ def run_comparison(plan: Plan, measurement: dict) -> int:
     except KeyboardInterrupt as interrupt:
         finished = getattr(interrupt, "finished", [])
         save(finished)
-        print(f"\ninterrupted: {len(finished)} run(s) finished" + (f", kept in {plan.out / 'results.json'}"
+        print(f"\n{_stopped_by(interrupt)}: {len(finished)} run(s) finished" + (f", kept in {plan.out / 'results.json'}"
                                                                     if plan.out else ""), file=sys.stderr)
         if finished:
             print(format_table(rows_of(finished, measurement)))
-        return 130
+        return exit_status(interrupt)
     second_pass(plan, measurement)
     if plan.profile:
         profile_runs(runs, results, plan)
@@ -485,8 +485,20 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
 
 def main(argv: list[str] | None = None) -> int:
     plan = parse_args(argv)
+    try:
+        with outdir.held(plan.out):
+            return dispatch(plan)
+    except outdir.FolderHeld as exc:
+        print(f"python compare.py: error: --out {exc}", file=sys.stderr)
+        return 2
+
+
+def dispatch(plan: Plan) -> int:
     if plan.report_from is not None:
         return report_from(plan)
+    replacing = outdir.replaced(plan.out)
+    if replacing:
+        print(replacing, file=sys.stderr)
     if plan.deploy_from is not None:
         from deploy.run import run_deploy
 
@@ -495,9 +507,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_sweep(plan, measurement) if plan.sweep else run_comparison(plan, measurement)
 
 
+def _stopped_by(interrupt: KeyboardInterrupt) -> str:
+    return f"stopped by {interrupt}" if isinstance(interrupt, Stopped) else "interrupted"
+
+
 if __name__ == "__main__":
+    stop_on_signals()
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # the sweep and deploy paths: what finished is already on disk
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:  # the sweep and deploy paths: what finished is already on disk
+        print(f"\n{_stopped_by(interrupt)}", file=sys.stderr)
+        sys.exit(exit_status(interrupt))

@@ -80,6 +80,9 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
             if weights.exists():
                 with np.load(weights) as saved:
                     result.final_weights = (saved["w1"], saved["w2"])
+            account = group_account(stderr) if distributed and returncode != 0 else None
+            if account and result.status == "failed":  # rank 0 wrote its own row: say first what the harness saw
+                result.error = f"{account}; {result.error}"
             return result
         # the last line that says something (torchrun ends its report with a rule of "=")
         last = ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
@@ -95,6 +98,9 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
 # thread of the process (NumPy's BLAS workers) cannot wake a main thread blocked in one long
 # select(), so every wait here is cut into slices of this length.
 WAIT_SLICE_S = 0.1
+# After a data-parallel worker fails: how long the others get to end by themselves, so that the
+# row can name the one that died (killed by a signal) rather than a peer that only noticed it
+PEERS_SETTLE_S = 2.0
 
 
 def run_child(cmd: list[str], env: dict, timeout_s: float) -> tuple[int | None, str]:
@@ -124,34 +130,72 @@ def run_captured(cmd: list[str], env: dict | None, timeout_s: float, stdout: boo
             except subprocess.TimeoutExpired:  # a slice ended: signals get their turn, then wait on
                 if time.monotonic() >= deadline:
                     break
-        _kill_group(proc)
+        kill_tree(proc)
         out, err = proc.communicate()
         return None, out or "", err
     except BaseException:  # Ctrl-C: no orphan left running
         if proc is not None:
-            _kill_group(proc)
+            kill_tree(proc)
         raise
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so that every path that
+    cleans up after Ctrl-C (children killed, finished runs kept) cleans up after them too."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process that the signal ended: 130 for Ctrl-C,
+    143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (timeout, job schedulers, docker stop, a closed terminal) raise Stopped in
+    the main thread. A signal this process was started with ignored stays ignored, as SIGINT does in
+    a background job and SIGHUP under nohup: whoever started it asked for that."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise_stopped)
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+# The signals whose Python handlers raise (Ctrl-C's, and stop_on_signals' where installed)
+DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Ctrl-C inside the block is raised at its end, once the processes it starts are known.
+    """Ctrl-C (or SIGTERM, SIGHUP) inside the block is raised at its end, once the processes it
+    starts are known.
 
     A KeyboardInterrupt inside subprocess.Popen, after the fork and before Popen returns,
     would leave a child that no one can kill. Outside the main thread (where Python cannot
-    set handlers) the block runs as it is.
+    set handlers) the block runs as it is; a signal that is ignored stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {signum: signal.getsignal(signum) for signum in DEFERRED}
+    for signum, handler in previous.items():
+        if callable(handler):
+            signal.signal(signum, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            if callable(handler):
+                signal.signal(signum, handler)
     if received:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else Stopped(received[0])
 
 
 def free_ports(count: int) -> list[int]:
@@ -265,22 +309,36 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
                 if failed or all(code == 0 for code in codes) or time.monotonic() > deadline:
                     break
                 time.sleep(WAIT_SLICE_S / 2)
+            if failed:  # a peer's death reaches the others as their own error: let each say how it ended
+                settle = time.monotonic() + PEERS_SETTLE_S
+                while any(code is None for code in codes) and time.monotonic() < settle:
+                    time.sleep(WAIT_SLICE_S / 2)
+                    codes = [p.poll() for p in procs]
+                failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
         finally:  # every path, Ctrl-C included: nothing outlives the run
             for proc in procs:
-                _kill_group(proc)
+                kill_tree(proc)
         stderrs = []
         for log in logs:
             log.seek(0)
             stderrs.append(log.read())
     if not failed:
         return (0 if all(code == 0 for code in codes) else None), stderrs[0]
-    i = failed[0]
+    # A worker killed by a signal is the cause; the others' errors (a peer gone) are its effect
+    i = next((i for i in failed if codes[i] < 0), failed[0])
     lines = [line for line in stderrs[i].splitlines() if line.strip("=- ")]
     if len(procs) > 1 and codes[i] < 0:  # killed (a host that died): what it printed before is not why
         return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)} was killed ({signal.Signals(-codes[i]).name})"
-    if len(procs) > 1 and lines:
-        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)}: {lines[-1]}"
+    if len(procs) > 1:
+        said = f": {lines[-1]}" if lines else ""
+        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)} exited with status {codes[i]}{said}"
     return codes[i], stderrs[i] + _torchrun_root_cause(stderrs[i])
+
+
+def group_account(stderr: str) -> str | None:
+    """run_group's own words on how a group failed (its last line), where it added them."""
+    last = stderr.rstrip().rsplit("\n", 1)[-1]
+    return last if re.match(r"worker \d+ (of \d+ |failed first)", last) else None
 
 
 def _torchrun_root_cause(stderr: str) -> str:
@@ -307,7 +365,8 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_tree(proc: subprocess.Popen) -> None:
+    """proc, its process group and every process below it, killed; proc reaped."""
     below = _descendants(proc.pid) if proc.poll() is None else []
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # its helpers too, even after the leader has exited

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,48 @@ def small_config(**overrides) -> RunConfig:
     values = dict(batch=8, d_in=20, hidden=6, d_out=3, steps=30, lr=1e-3, warmup=2)  # threads: all, as TF needs
     values.update(overrides)
     return RunConfig(**values).validate()
+
+
+def foreground_signals() -> None:
+    """preexec_fn of a child that a test will signal: SIGINT, SIGTERM and SIGHUP at their defaults, as
+    in a job started from a terminal's foreground, whatever this test process inherited. A background
+    job (`cmd &`, nohup) starts with SIGINT ignored, its children inherit that, and Python then installs
+    no KeyboardInterrupt handler: a test that sends Ctrl-C would be testing how pytest was started."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def spawn(*args: str, env: dict | None = None, ignore: tuple = ()) -> subprocess.Popen:
+    """`python <args>` from the project root, in a session of its own, with foreground_signals (then
+    the signals in `ignore` ignored, to start it as a background job or nohup would). The `spawned`
+    fixture kills what is left of it."""
+    def dispositions():
+        foreground_signals()
+        for signum in ignore:
+            signal.signal(signum, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=dispositions)
+    _SPAWNED.append(proc)
+    return proc
+
+
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def spawned():
+    """After every test: whatever spawn() started, and every process below it, killed, even when the
+    test failed half-way (a hanging helper must not outlive the suite)."""
+    yield
+    from common.launch import kill_tree
+
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        kill_tree(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

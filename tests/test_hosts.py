@@ -143,10 +143,9 @@ def test_a_host_that_dies_mid_run_is_a_failed_row_on_the_first_within_the_timeou
     elapsed = time.monotonic() - start
     assert result.status == "failed" and result.error, result
     assert elapsed < timeout_s + 15
-    # reported before the timeout, as what it is: whichever the harness saw first, the worker killed
-    # on host 1, or host 0's own report of its peer gone (TF's rank 0 writes its failed row itself)
-    assert any(why in result.error for why in ("worker 1 of 2 was killed (SIGKILL)", "Connection reset by peer",
-                                                "Socket closed")), result.error
+    # reported before the timeout, in the harness's own words first, whichever framework's error (host 0's
+    # report of its peer gone: gloo's "Connection closed by peer", TF's "Socket closed") arrived first
+    assert "worker 1 of 2 was killed (SIGKILL)" in result.error.split(";")[0], result.error
 
 
 @needs_namespaces

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import spawn
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "2", "--warmup", "2", "--rounds", "1")
@@ -65,9 +65,8 @@ def wait_exit(proc: subprocess.Popen, within_s: float) -> tuple[int | None, floa
 def started_hang(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """compare.py (with the faulty implementation) in the middle of a run that never ends."""
     pid_file = tmp_path / "helper.pid"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.faulty_compare", *TINY, "--timeout", "600", *args],
-                            cwd=ROOT, env={**os.environ, "FAULTY_PID_FILE": str(pid_file)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn("-m", "tests.faulty_compare", *TINY, "--timeout", "600", *args,
+                 env={**os.environ, "FAULTY_PID_FILE": str(pid_file)})
     deadline = time.monotonic() + 120
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -136,8 +135,7 @@ def _interrupt_at_random(rng: random.Random, token: str) -> list[tuple]:
     slow = []
     for i in range(30):
         mode = ("child", "group", "captured")[i % 3]
-        proc = subprocess.Popen([sys.executable, "-m", "tests.interrupt_driver", mode, token], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = spawn("-m", "tests.interrupt_driver", mode, token)
         assert proc.stdout.readline().strip() == "waiting", proc.communicate(timeout=30)
         time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the wait: a slice or the turn between two
         tid = rng.choice(threads_of(proc.pid))

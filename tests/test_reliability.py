@@ -10,7 +10,7 @@ import time
 import pytest
 
 from common.result import SCHEMA_VERSION
-from tests.conftest import ROOT
+from tests.conftest import ROOT, spawn
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2", "--rounds", "1")
@@ -49,9 +49,8 @@ def test_crash_segfault_kill_and_hang_become_failed_rows_and_the_rest_is_kept(cl
 def test_ctrl_c_keeps_a_complete_results_json_of_the_finished_runs(tmp_path):
     pid_file = tmp_path / "helper.pid"
     env = {**os.environ, "FAULTY_PID_FILE": str(pid_file)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.faulty_compare", *TINY, "--frameworks", "numpy,faulty",
-                             "--variants", "manual,hang", "--timeout", "600", "--out", str(tmp_path)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn("-m", "tests.faulty_compare", *TINY, "--frameworks", "numpy,faulty", "--variants", "manual,hang",
+                 "--timeout", "600", "--out", str(tmp_path), env=env)
     deadline = time.time() + 120
     while not pid_file.exists() and time.time() < deadline:  # numpy has finished, the hang is running
         time.sleep(0.2)
