@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-BUDGET_S = 480  # the H200 machine is lent for about 15 minutes: this leaves room for one rerun
+BUDGET_S = 480  # about 8 minutes: on a GPU machine held for 15, room for one rerun
 # The rehearsal's problem: small enough that every step finishes in seconds on two cores
 TINY = ("--batch", "8", "--d-in", "32", "--hidden", "16", "--d-out", "4", "--steps", "60")
 REHEARSAL_FRAMEWORKS = "numpy,torch,onnx,jax"  # what the GPU machine's Python has
