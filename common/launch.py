@@ -65,8 +65,9 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
         args = [module, "--variant", variant, *config_flags(cfg), "--no-check", "--save-weights", str(weights)]
         if distributed:
             launch = data_parallel_launch(impl.distributed.launcher, args, out, cfg, env, hosts)
-            returncode, stderr = run_group(*launch, timeout_s)
+            returncode, stderr, account = run_group(*launch, timeout_s)
         else:
+            account = None
             returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out),
                                             *(["--harness-cost"] if harness_cost else []),
                                             *(["--profile", str(profile)] if profile else [])], env, timeout_s)
@@ -80,12 +81,11 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
             if weights.exists():
                 with np.load(weights) as saved:
                     result.final_weights = (saved["w1"], saved["w2"])
-            account = group_account(stderr) if distributed and returncode != 0 else None
             if account and result.status == "failed":  # rank 0 wrote its own row: say first what the harness saw
                 result.error = f"{account}; {result.error}"
             return result
         # the last line that says something (torchrun ends its report with a rule of "=")
-        last = ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
+        last = account or ([line for line in stderr.strip().splitlines() if line.strip("=- ")] or ["no output"])[-1]
         if returncode < 0:
             how = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
         else:
@@ -287,9 +287,12 @@ def _two_host_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, 
     raise ValueError(f"unknown launcher {launcher!r}")
 
 
-def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tuple[int | None, str]:
-    """Run processes that only finish together: (0, stderr of the first) when all succeed,
-    (status, its stderr) of the first to fail, (None, stderr of the first) on a timeout.
+def run_group(cmds: list[list[str]], envs: list[dict],
+              timeout_s: float) -> tuple[int | None, str, str | None]:
+    """Run processes that only finish together: (0, stderr of the first, None) when all succeed,
+    (status, its stderr, the harness's account of it) of the one that failed, (None, stderr of the
+    first, None) on a timeout. The account names the worker and how it ended (or, for torchrun,
+    the worker its report says failed first), whatever the framework printed.
 
     A worker that dies leaves the others waiting in a collective for ever, so the first
     failure (or the timeout, or Ctrl-C) kills every process of the group and its helpers.
@@ -323,28 +326,22 @@ def run_group(cmds: list[list[str]], envs: list[dict], timeout_s: float) -> tupl
             log.seek(0)
             stderrs.append(log.read())
     if not failed:
-        return (0 if all(code == 0 for code in codes) else None), stderrs[0]
+        return (0 if all(code == 0 for code in codes) else None), stderrs[0], None
     # A worker killed by a signal is the cause; the others' errors (a peer gone) are its effect
     i = next((i for i in failed if codes[i] < 0), failed[0])
     lines = [line for line in stderrs[i].splitlines() if line.strip("=- ")]
     if len(procs) > 1 and codes[i] < 0:  # killed (a host that died): what it printed before is not why
-        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)} was killed ({signal.Signals(-codes[i]).name})"
+        return codes[i], stderrs[i], f"worker {i} of {len(procs)} was killed ({signal.Signals(-codes[i]).name})"
     if len(procs) > 1:
         said = f": {lines[-1]}" if lines else ""
-        return codes[i], f"{stderrs[i]}\nworker {i} of {len(procs)} exited with status {codes[i]}{said}"
-    return codes[i], stderrs[i] + _torchrun_root_cause(stderrs[i])
+        return codes[i], stderrs[i], f"worker {i} of {len(procs)} exited with status {codes[i]}{said}"
+    return codes[i], stderrs[i], _torchrun_root_cause(stderrs[i])
 
 
-def group_account(stderr: str) -> str | None:
-    """run_group's own words on how a group failed (its last line), where it added them."""
-    last = stderr.rstrip().rsplit("\n", 1)[-1]
-    return last if re.match(r"worker \d+ (of \d+ |failed first)", last) else None
-
-
-def _torchrun_root_cause(stderr: str) -> str:
+def _torchrun_root_cause(stderr: str) -> str | None:
     """torchrun's report names the worker that failed first; its last line is only a URL."""
     match = re.search(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", stderr, re.DOTALL)
-    return f"\nworker {match[1]} failed first (its exit status {match[2]}; torchrun stopped the rest)" if match else ""
+    return f"worker {match[1]} failed first (its exit status {match[2]}; torchrun stopped the rest)" if match else None
 
 
 def _descendants(pid: int) -> list[int]:

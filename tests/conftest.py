@@ -63,6 +63,14 @@ def spawned():
                 stream.close()
 
 
+def gone(pid: int) -> bool:
+    """Not running (a zombie waiting for its reaper has ended too)."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python <args>` from the project root and capture text output."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)

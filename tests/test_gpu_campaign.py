@@ -1,4 +1,4 @@
-"""The GPU campaign (benchmarks/gpu.py), rehearsed on this machine: it must work before a GPU is lent."""
+"""The GPU campaign (benchmarks/gpu.py), rehearsed on this machine: it must work before it meets a GPU."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import spawn
+from tests.conftest import gone, spawn
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "2", "--warmup", "2", "--rounds", "1")
@@ -94,14 +94,6 @@ def test_ctrl_c_reaching_a_worker_thread_of_compare_is_acted_on_at_once(tmp_path
     if mode != "deploy":  # the finished rows, complete (it parses), the hanging run not among them
         doc = json.loads((tmp_path / "results.json").read_text())
         assert [(run["framework"], run["status"]) for run in doc["runs"]] == [("numpy", "ok")]
-
-
-def gone(pid: int) -> bool:
-    """Not running (a zombie waiting for its reaper has ended too)."""
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
 
 
 @pytest.fixture

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, spawn
+from tests.conftest import gone, run_cli, spawn
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2", "--rounds", "1")
 HANG = ("-m", "tests.faulty_compare", *TINY, "--frameworks", "numpy,faulty", "--variants", "manual,hang",
         "--timeout", "600")
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 def hanging(tmp_path: Path, ignore: tuple = ()):
@@ -49,31 +41,23 @@ def test_sigterm_and_sighup_stop_everything_and_keep_the_finished_runs(tmp_path,
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(r["framework"], r["status"]) for r in doc["runs"]] == [("numpy", "ok")]
     time.sleep(0.3)
-    assert not alive(helper), "the hanging run's helper outlived compare.py"
+    assert gone(helper), "the hanging run's helper outlived compare.py"
 
 
-def test_started_with_sigint_ignored_compare_keeps_ignoring_it_and_sigterm_still_stops_it(tmp_path):
-    # As `python compare.py &` starts: whoever started it asked for Ctrl-C to pass it by
-    proc, helper = hanging(tmp_path, ignore=(signal.SIGINT,))
-    proc.send_signal(signal.SIGINT)
+@pytest.mark.parametrize("ignored, stop, code", [(signal.SIGINT, signal.SIGTERM, 143), (signal.SIGHUP, signal.SIGINT, 130)],
+                         ids=["background job", "nohup"])
+def test_a_signal_compare_was_started_with_ignored_stays_ignored_and_another_still_stops_it(tmp_path, ignored, stop,
+                                                                                           code):
+    # `python compare.py &` starts with SIGINT ignored, nohup with SIGHUP: whoever started it asked for that
+    proc, helper = hanging(tmp_path, ignore=(ignored,))
+    proc.send_signal(ignored)
     time.sleep(2.0)
-    assert proc.poll() is None, "a comparison started with SIGINT ignored acted on it"
-    proc.send_signal(signal.SIGTERM)
+    assert proc.poll() is None, f"a comparison started with {signal.Signals(ignored).name} ignored acted on it"
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == code, stderr
     time.sleep(0.3)
-    assert not alive(helper)
-
-
-def test_under_nohup_sighup_is_ignored(tmp_path):
-    proc, helper = hanging(tmp_path, ignore=(signal.SIGHUP,))
-    proc.send_signal(signal.SIGHUP)
-    time.sleep(2.0)
-    assert proc.poll() is None, "a comparison started under nohup acted on SIGHUP"
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert not alive(helper)
+    assert gone(helper)
 
 
 def test_an_interrupt_test_passes_when_the_suite_itself_was_started_with_sigint_ignored(tmp_path):
