@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from functools import partial
@@ -164,11 +165,16 @@ def headless_chromium():
         options.add_argument(flag)
     options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
     os.environ.setdefault("SE_OFFLINE", "true")
-    driver = webdriver.Chrome(options=options, service=Service(found[1]))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    # Chromium leaves its singleton folders in TMPDIR after quit: give it (profile included) a
+    # folder of ours, removed with everything it wrote.
+    with tempfile.TemporaryDirectory(prefix="fourways-chromium-", ignore_cleanup_errors=True) as scratch:
+        options.add_argument(f"--user-data-dir={scratch}/profile")
+        service = Service(found[1], env={**os.environ, "TMPDIR": scratch})
+        driver = webdriver.Chrome(options=options, service=service)
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 def run_page(driver, url: str, threads: int, timeout_s: float, screenshot: Path | None = None) -> dict:

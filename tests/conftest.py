@@ -21,6 +21,25 @@ def small_config(**overrides) -> RunConfig:
     return RunConfig(**values).validate()
 
 
+def pytest_configure(config):
+    """Every child of the suite writes its temporary files into one folder, removed at the end: a
+    child that a test kills (an interrupt, a timeout, a dead host) cannot clean up after itself,
+    and TensorFlow's autograph files or a browser's singleton folder would stay in /tmp."""
+    import os
+    import tempfile
+
+    tempfile.gettempdir()  # this process (pytest's tmp_path included) keeps the usual place
+    config._children_tmp = tempfile.mkdtemp(prefix="fourways-tests-")
+    os.environ["TMPDIR"] = config._children_tmp
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_children_tmp", None):
+        shutil.rmtree(config._children_tmp, ignore_errors=True)
+
+
 def foreground_signals() -> None:
     """preexec_fn of a child that a test will signal: SIGINT, SIGTERM and SIGHUP at their defaults, as
     in a job started from a terminal's foreground, whatever this test process inherited. A background

@@ -18,7 +18,7 @@ RUN_KEYS = {"framework", "variant", "device", "dtype", "losses", "step_times_s",
             "max_rel_err", "x_noise", "weights_x_noise", "error"}
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_compare_end_to_end_writes_results_json(cli, tmp_path, dtype):
     pytest.importorskip("torch", reason="torch not installed: pip install -e '.[torch]'")
     proc = cli("compare.py", *TINY, "--dtype", dtype, "--frameworks", "numpy,torch", "--variants",
@@ -43,6 +43,7 @@ def test_compare_end_to_end_writes_results_json(cli, tmp_path, dtype):
     assert "] 3/4 done, running torch/module/cpu/" in proc.stderr  # progress: the bar and the current run
 
 
+@pytest.mark.slow
 def test_device_all_without_gpu_keeps_cpu_rows_and_skips_gpu_rows(cli, tmp_path):
     pytest.importorskip("torch")
     import torch

@@ -28,6 +28,7 @@ def draw(rng, median=1.0, rounds=3, steps=200, rho=0.6, spread=0.1) -> list[list
     return out
 
 
+@pytest.mark.slow
 def test_the_95_percent_interval_covers_the_true_median_in_at_least_90_percent_of_200_draws():
     rng = np.random.default_rng(2026)
     covered = 0
@@ -37,6 +38,7 @@ def test_the_95_percent_interval_covers_the_true_median_in_at_least_90_percent_o
     assert covered >= 180, f"covered {covered} of 200"
 
 
+@pytest.mark.slow
 def test_two_runs_from_one_distribution_cannot_be_told_apart_and_20_percent_apart_can():
     rng = np.random.default_rng(7)
     same = sum(indistinguishable(ratio_interval(draw(rng), draw(rng), seed=i)) for i in range(20))

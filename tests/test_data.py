@@ -140,6 +140,7 @@ def test_lecture_only_variants_are_skipped_in_minibatch_mode_with_the_reason():
 
 # --- through compare.py: Keras (one backend per process) and the table ------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frameworks, dtype", [("keras-tensorflow,keras-jax", "float64"),
                                                 ("keras-torch", "float32")])  # keras-torch: float64 refused
 def test_keras_fit_matches_with_every_feed_through_compare(cli, tmp_path, frameworks, dtype):
@@ -156,6 +157,7 @@ def test_keras_fit_matches_with_every_feed_through_compare(cli, tmp_path, framew
     assert "step time vs resident: copy" in proc.stdout
 
 
+@pytest.mark.slow
 def test_compare_prints_the_split_for_every_framework_and_feed(cli):
     proc = cli("compare.py", "--frameworks", "numpy,torch,tensorflow,onnx", "--samples", "96", "--batch", "16",
                "--epochs", "2", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--lr", "1e-3", "--warmup", "2",

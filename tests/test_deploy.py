@@ -57,6 +57,7 @@ def test_exported_model_agrees_with_its_source_in_both_batch_sizes(tmp_path, sou
     onnx.checker.check_model(model, full_check=True)
 
 
+@pytest.mark.slow
 def test_keras_export_through_its_own_exporter(tmp_path):
     if not installed("keras"):
         pytest.skip("keras exporter (keras, tensorflow, tf2onnx) not installed")
@@ -105,6 +106,7 @@ def test_node_serves_predict_net_exactly_as_python_onnx_runtime(tmp_path, node_r
     np.testing.assert_array_equal(node_out, python_out)
 
 
+@pytest.mark.slow
 def test_compare_deploy_end_to_end(cli, tmp_path):
     proc = cli("compare.py", "--deploy", "--steps", "30", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -129,7 +131,7 @@ def test_compare_deploy_end_to_end(cli, tmp_path):
         assert any(note.startswith("onnxruntime-web (chromium, wasm): skipped") for note in doc["skipped"])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_jax_export_is_served_in_a_fresh_process_as_the_source_computes_it(tmp_path, dtype):
     pytest.importorskip("jax")
     cfg, (w1, w2) = trained_weights(dtype)

@@ -3,6 +3,10 @@ implementation, each round in a fresh process (compare.py names any round that d
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every implementation run twice, each round a process of its own
+
 
 def test_two_rounds_of_everything_give_bit_identical_losses(cli, tmp_path):
     proc = cli("compare.py", "--rounds", "2", "--steps", "30", "--warmup", "2", "--out", str(tmp_path))

@@ -16,6 +16,8 @@ from common.runner import apply_verdict
 from implementations import REGISTRY, Distributed, Implementation
 from tests.conftest import small_config
 
+pytestmark = pytest.mark.slow  # data-parallel runs of several processes, and their faults
+
 ENGINES = ["torch", "tensorflow", "jax"]
 
 

@@ -68,6 +68,7 @@ IN_PROCESS = [(name, variant) for name in ("numpy", "torch", "tensorflow", "onnx
               for variant in REGISTRY[name].variants if variant != "compile"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, variant", IN_PROCESS, ids=[f"{n}/{v}" for n, v in IN_PROCESS])
 def test_every_real_implementation_is_ok_at_every_step_of_the_same_run(lecture, name, variant):
     # The configuration of the wrong copies above: what passes them must pass here.

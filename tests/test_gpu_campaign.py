@@ -12,6 +12,8 @@ from benchmarks import gpu
 from common.result import load_results
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # the GPU campaign's whole rehearsal (minutes)
+
 
 def _gpu_visible() -> bool:
     if find_spec("torch") is None:

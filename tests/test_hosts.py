@@ -20,6 +20,8 @@ from common.runner import apply_verdict
 from implementations import REGISTRY
 from tests.conftest import small_config
 
+pytestmark = pytest.mark.slow  # two network namespaces, links shaped and cut
+
 REASON = hosts.unavailable_reason()
 needs_namespaces = pytest.mark.skipif(REASON is not None, reason=f"two-host tests need network namespaces: {REASON}")
 

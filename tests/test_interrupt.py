@@ -23,6 +23,8 @@ import pytest
 
 from tests.conftest import gone, spawn
 
+pytestmark = pytest.mark.slow  # signals aimed at threads, under load
+
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "2", "--warmup", "2", "--rounds", "1")
 ACTED_ON_WITHIN_S = 3.0  # a slice is 0.1 s; the rest is killing the child and printing the table

@@ -8,12 +8,13 @@ from importlib.util import find_spec
 
 import pytest
 
-from implementations import ALIASES
+from implementations import ALIASES, REGISTRY
 from tests.conftest import ROOT
 
 pytest.importorskip("keras", reason="keras not installed: pip install -e '.[keras]'")
 BACKENDS = [b for b in ("tensorflow", "torch", "jax") if find_spec(b) is not None]
-SKIPS_FLOAT64 = {"torch"}  # keras-team/keras issue 23704: float64 matmuls computed in float32
+SKIPS_FLOAT64 = {"torch"}
+SMALL = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3")  # keras-team/keras issue 23704: float64 matmuls computed in float32
 
 
 def run_backend(backend, *args):
@@ -31,6 +32,7 @@ def keras_runs(request, tmp_path_factory):
     return request.param, proc, runs
 
 
+@pytest.mark.slow
 def test_every_backend_and_variant_matches_or_is_refused_with_the_reason(keras_runs):
     dtype, proc, runs = keras_runs
     assert [r["framework"] for r in runs] == [f for f in ALIASES["keras"] for _ in (0, 1)]
@@ -60,14 +62,16 @@ def test_loss_and_gradient_are_true_sums_not_means(backend):
     assert got["default_mse_over_sum"] < 1e-2
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_runs_alone_with_the_backend_in_its_name(backend, tmp_path):
+@pytest.mark.parametrize("backend, variant", [(b, v) for b in BACKENDS for v in REGISTRY[f"keras-{b}"].variants])
+def test_each_variant_runs_alone_on_a_small_config_matched_and_named_by_its_backend(backend, variant, tmp_path):
+    # The fast tier's check of every Keras backend and variant (the module checks itself against
+    # the reference, as it does run alone); the lecture's size is test_every_backend_and_variant_...
     out = tmp_path / "r.json"
-    proc = run_backend(backend, "-m", "implementations.keras_api", "--variant", "train_on_batch",
-                       "--steps", "20", "--json", str(out))
+    proc = run_backend(backend, "-m", "implementations.keras_api", "--variant", variant, *SMALL, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["framework"] == f"keras-{backend}" and result["status"] == "ok"
+    assert result["framework"] == f"keras-{backend}" and result["status"] == "ok", result
+    assert len(result["losses"]) == 30
     assert result["versions"]["keras"] and result["versions"][backend]
 
 

@@ -143,6 +143,7 @@ def test_out_dir_holds_json_csv_plots_and_report(cli, tmp_path):
     assert "] 1/2 done, running numpy/manual/cpu/float32 round 2/2 ... ok" in proc.stderr  # the progress bar
 
 
+@pytest.mark.slow
 def test_sweep_writes_its_plot_and_names_the_crossover(cli, tmp_path):
     proc = cli("compare.py", "--sweep", "--frameworks", "numpy", "--sweep-steps", "4", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

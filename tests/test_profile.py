@@ -15,6 +15,8 @@ from common.roofline import numpy_step_parts, shape_key, shape_of, time_parts
 from common.timing import Trainer, harness_cost
 from tests.conftest import ROOT, run_cli, small_config
 
+pytestmark = pytest.mark.slow  # every framework under its profiler
+
 # The step's matmuls as each profiler names them.
 MATMUL = {"torch.profiler": "aten::mm", "tf.RunMetadata": "MatMul", "tf.profiler": "MatMul",
           "onnxruntime": "MatMul", "jax.profiler": "dot"}

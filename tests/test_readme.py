@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -18,10 +20,14 @@ def test_quick_start_is_two_commands_install_and_compare_then_install_and_test()
     assert install_test.startswith("pip install") and "pytest" in install_test
 
 
-def test_ci_runs_readme_test_command_verbatim():
-    assert quick_start_commands()[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+def test_ci_runs_readme_test_command_verbatim_and_then_the_slow_tier_readme_names():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    fast = quick_start_commands()[1]
+    assert fast in ci and "python -m pytest -m slow" in ci[ci.index(fast):]
+    assert "python -m pytest -m slow" in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_every_measured_table_is_what_its_command_prints_from_the_committed_results():
     import importlib.util
 

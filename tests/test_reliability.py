@@ -25,6 +25,7 @@ def alive(pid: int) -> bool:
         return f.read().split(") ")[1][0] != "Z"
 
 
+@pytest.mark.slow
 def test_crash_segfault_kill_and_hang_become_failed_rows_and_the_rest_is_kept(cli, tmp_path):
     pid_file = tmp_path / "helper.pid"
     os.environ["FAULTY_PID_FILE"] = str(pid_file)
@@ -77,6 +78,7 @@ def test_nan_loss_is_diverged_at_its_step_never_a_match(cli, tmp_path):
     assert run["losses"][:2] == [1.0, 0.5] and run["losses"][2] == "nan"
 
 
+@pytest.mark.slow
 def test_every_framework_reports_divergence_at_lr_1(cli, tmp_path):
     # The lecture's sizes diverge at step 3 with lr=1 in every implementation and in the reference.
     proc = cli("compare.py", "--steps", "10", "--lr", "1", "--rounds", "1", "--warmup", "2",

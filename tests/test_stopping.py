@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import gone, run_cli, spawn
 
+pytestmark = pytest.mark.slow  # compare.py stopped by each signal, and two of them at once
+
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2", "--rounds", "1")
 HANG = ("-m", "tests.faulty_compare", *TINY, "--frameworks", "numpy,faulty", "--variants", "manual,hang",

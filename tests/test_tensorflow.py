@@ -59,6 +59,7 @@ def test_gpu_without_one_is_a_skip():
         tfg.build(cfg, make_problem(cfg), "variables")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant,ops", [
     ("feed", {"Placeholder", "MatMul", "Maximum", "Square", "Sum"}),
     ("variables", {"VarHandleOp", "AssignVariableOp", "ReadVariableOp", "MatMul"}),

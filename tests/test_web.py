@@ -14,6 +14,8 @@ from deploy.bench import DEPLOY_TOLERANCE, max_rel_diff
 from deploy.export import export_predict_net
 from tests.test_deploy import installed, trained_weights
 
+pytestmark = pytest.mark.slow  # a headless browser
+
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install -e '.[onnx]'")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
