@@ -29,15 +29,17 @@ def pytest_configure(config):
     import tempfile
 
     tempfile.gettempdir()  # this process (pytest's tmp_path included) keeps the usual place
-    config._children_tmp = tempfile.mkdtemp(prefix="fourways-tests-")
-    os.environ["TMPDIR"] = config._children_tmp
+    config.stash[_CHILDREN_TMP] = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="fourways-tests-")
 
 
 def pytest_unconfigure(config):
     import shutil
 
-    if getattr(config, "_children_tmp", None):
-        shutil.rmtree(config._children_tmp, ignore_errors=True)
+    if _CHILDREN_TMP in config.stash:
+        shutil.rmtree(config.stash[_CHILDREN_TMP], ignore_errors=True)
+
+
+_CHILDREN_TMP = pytest.StashKey[str]()
 
 
 def foreground_signals() -> None:

@@ -8,13 +8,13 @@ from importlib.util import find_spec
 
 import pytest
 
+from common.launch import config_flags
 from implementations import ALIASES, REGISTRY
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_config
 
 pytest.importorskip("keras", reason="keras not installed: pip install -e '.[keras]'")
 BACKENDS = [b for b in ("tensorflow", "torch", "jax") if find_spec(b) is not None]
-SKIPS_FLOAT64 = {"torch"}
-SMALL = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "30", "--lr", "1e-3")  # keras-team/keras issue 23704: float64 matmuls computed in float32
+SKIPS_FLOAT64 = {"torch"}  # keras-team/keras issue 23704: float64 matmuls computed in float32
 
 
 def run_backend(backend, *args):
@@ -66,12 +66,13 @@ def test_loss_and_gradient_are_true_sums_not_means(backend):
 def test_each_variant_runs_alone_on_a_small_config_matched_and_named_by_its_backend(backend, variant, tmp_path):
     # The fast tier's check of every Keras backend and variant (the module checks itself against
     # the reference, as it does run alone); the lecture's size is test_every_backend_and_variant_...
-    out = tmp_path / "r.json"
-    proc = run_backend(backend, "-m", "implementations.keras_api", "--variant", variant, *SMALL, "--json", str(out))
+    out, cfg = tmp_path / "r.json", small_config()
+    proc = run_backend(backend, "-m", "implementations.keras_api", "--variant", variant, *config_flags(cfg),
+                       "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["framework"] == f"keras-{backend}" and result["status"] == "ok", result
-    assert len(result["losses"]) == 30
+    assert len(result["losses"]) == cfg.steps
     assert result["versions"]["keras"] and result["versions"][backend]
 
 
