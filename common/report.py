@@ -97,13 +97,13 @@ def aligned(rows: list[list[str]]) -> list[str]:
 # Why a framework's harness cost is what it is, where the note says more than the figure.
 _ASYNC = ("; JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
           "their losses per block (common.timing.ASYNC_BLOCK); this is what that still costs")
-# Keras 3's CallbackList (keras/src/callbacks/callback_list.py, _configure_async_dispatch): where no
-# callback overrides a batch-end hook, fit hands its default callbacks' batch ends to a thread pool,
-# on backends that declare themselves thread-safe (jax, torch); the clock's callback turns that off.
-_FIT_DISPATCH = ("; Keras' fit drives its own loop: the harness's batch-end callback makes it read each step's "
-                 "logs at once, and without any such callback fit hands its default callbacks' batch ends to a "
-                 "thread pool (Keras' async dispatch, on the jax and torch backends), which on few cores can cost "
-                 "more than the sync it saves")
+# Keras 3's CallbackList (keras/src/callbacks/callback_list.py, _configure_async_dispatch): where every
+# batch-end hook is async_safe, fit hands batch ends to a thread pool, on backends that declare
+# themselves thread-safe (jax, torch); the clock's callback is async_safe, so fit keeps doing so.
+_FIT_DISPATCH = ("; Keras' fit drives its own loop: the harness's batch-end callback is async_safe, so fit hands it "
+                 "each step's logs in its thread pool as it does its own callbacks' (jax and torch backends; on "
+                 "tensorflow, which Keras does not deem thread-safe, in its loop), and the harness adds a StepLoss "
+                 "metric to the step")
 HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax/fit": _FIT_DISPATCH, "keras-torch/fit": _FIT_DISPATCH,
                                      "keras-tensorflow/fit": _FIT_DISPATCH}
 

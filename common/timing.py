@@ -29,6 +29,7 @@ class StepClock:
         self.times_s: list[float] = []
         self.data_times_s: list[float] = []  # minibatch mode: the part of each lap spent getting the batch
         self._last_ns = 0
+        self._marks: list[tuple[int, int, float]] = []  # (step index, ns, loss) from mark()
 
     def start(self) -> None:
         self._last_ns = time.perf_counter_ns()
@@ -50,6 +51,28 @@ class StepClock:
         self.losses.append(value)
         self._last_ns = now_ns
         return math.isfinite(value)
+
+    def mark(self, index: int, loss) -> bool:
+        """Record that step `index` has ended, from whichever thread saw its loss first (Keras'
+        batch-end thread pool, which may run two steps' callbacks out of order). laps_from_marks()
+        turns the marks into laps once the run is over. False once the loss is NaN/inf.
+        """
+        self.sync()
+        value = float(loss)
+        self._marks.append((index, time.perf_counter_ns(), value))  # list.append is atomic under the GIL
+        return math.isfinite(value)
+
+    def laps_from_marks(self) -> None:
+        """The marked steps as laps, in step order. A step whose mark a busy thread took late ends
+        no earlier than the step before it: the time is counted, on the late step, not lost."""
+        for _, now_ns, value in sorted(self._marks):
+            now_ns = max(now_ns, self._last_ns)
+            self.times_s.append((now_ns - self._last_ns) * 1e-9)
+            self.losses.append(value)
+            self._last_ns = now_ns
+            if not math.isfinite(value):
+                break
+        self._marks = []
 
     def laps_evenly(self, losses, fetch: Callable[[list], list[float]] | None = None) -> bool:
         """Record steps that ran since the last lap without one each (inside one call, or a block

@@ -165,20 +165,29 @@ OPENBLAS_AVX512 = ("skylakex", "cooperlake", "sapphirerapids")
 
 
 def kernel_env_lines(figures: dict[str, dict], facts: dict | None = None) -> list[str]:
-    """One line per library that an environment variable holds below what this CPU supports."""
+    """One line for an OpenBLAS that an environment variable holds below what this CPU supports,
+    naming the libraries whose matmul calls it apart from those that only load it (NumPy's
+    OpenBLAS is in every child's process; XLA's, MKL's and oneDNN's matmuls do not call it)."""
     facts = cpu_facts() if facts is None else facts
-    avx512 = "avx512f" in facts.get("flags", ())
-    lines = []
+    if "avx512f" not in facts.get("flags", ()):
+        return []
+    held: dict[tuple[str, str, str], list[str]] = {}
     for library, f in figures.items():
         coretype = f.get("env", {}).get("OPENBLAS_CORETYPE")
         for pool in f.get("blas", []):
-            arch = (pool.get("architecture") or "").lower()
-            if pool.get("internal_api") == "openblas" and coretype and avx512 and arch and arch not in OPENBLAS_AVX512:
-                lines.append(f"{library}: OPENBLAS_CORETYPE={coretype} holds its OpenBLAS ({pool['library']}) to its "
-                             f"{pool['architecture']} kernels, though this CPU has AVX-512 (avx512f), which OpenBLAS's "
-                             "own detection would use; unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the command to "
-                             "let it")
+            arch = pool.get("architecture") or ""
+            if pool.get("internal_api") == "openblas" and coretype and arch and arch.lower() not in OPENBLAS_AVX512:
+                held.setdefault((coretype, pool["library"], arch), []).append(library)
                 break
+    lines = []
+    for (coretype, blas, arch), libraries in held.items():
+        calling = [lib for lib in libraries if "openblas" in (figures[lib].get("calls") or "").lower()]
+        loading = [lib for lib in libraries if lib not in calling]
+        who = (f"the matmul of {', '.join(calling)}" if calling else "no measured library's matmul") + (
+            f" (also loaded by {', '.join(loading)}, whose matmuls call their own libraries)" if loading else "")
+        lines.append(f"OPENBLAS_CORETYPE={coretype} holds OpenBLAS ({blas}), {who}, to its {arch} kernels, though "
+                     "this CPU has AVX-512 (avx512f), which OpenBLAS's own detection would use; unset "
+                     "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the command to let it")
     return lines
 
 

@@ -57,7 +57,9 @@ class StepLoss(keras.metrics.Metric):
         self.value.assign(keras.ops.sum(sum_of_squares(keras.ops.cast(y_true, self.dtype), y_pred)))
 
     def result(self):
-        return keras.ops.convert_to_tensor(self.value)  # a tensor, not the variable (jax insists)
+        # A copy, not the variable's own tensor: fit's batch-end thread pool reads it after the
+        # next step has begun, and on torch that step assigns the variable in place.
+        return keras.ops.copy(self.value)
 
 
 def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = True) -> keras.Model:
@@ -97,12 +99,41 @@ class ClockCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class MarkingClockCallback(keras.callbacks.Callback):
+    """The lecture batch's clock: each step's end marked where fit would deliver it anyway.
+
+    A callback with a batch-end hook makes fit run every batch end in its own loop, which turns
+    off what fit does for a plain call on a thread-safe backend (jax, torch): hand batch ends to
+    a thread pool and go on to the next step. async_safe keeps that: the mark is taken in the
+    pool, once the step's loss is fetched there, and the laps are put in step order at the end.
+    """
+
+    async_safe = True
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.clock.mark(batch, logs["step_loss"]):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.clock.laps_from_marks()  # fit has waited for its pool before on_train_end
+
+
 def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
     """fit over RepeatBatch (the lecture's batch), or over `batches` in minibatch mode: all of
     the run's epochs are one fit epoch, because the shared order already spans them."""
     def run(steps, clock):
-        model.fit(RepeatBatch(x, y, steps) if batches is None else batches, epochs=1, verbose=0, shuffle=False,
-                  callbacks=[ClockCallback(clock, minibatch=batches is not None)])
+        if batches is None:
+            model.fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False,
+                      callbacks=[MarkingClockCallback(clock)])
+        else:  # data time needs each batch's begin against the step before's end, in one thread
+            model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[ClockCallback(clock, minibatch=True)])
 
     plain = {}
 
@@ -116,8 +147,10 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
         else:
             plain["model"].fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
-    note = "fit: times are the gaps between fit's batch-end callbacks"
+    note = ("fit: times are the gaps between the moments each step's loss reached fit's batch-end callbacks "
+            "(in Keras' callback thread pool on jax and torch)")
     if batches is not None:
+        note = "fit: times are the gaps between fit's batch-end callbacks"
         note += ("; data time is the gap from batch-end to batch-begin" +
                  ("; the TF train function pulls its batch itself, so that counts as compute"
                   if BACKEND == "tensorflow" else ""))

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from common.result import RunResult
-from common.timing import Trainer, step_stats, time_steps
+from common.timing import StepClock, Trainer, step_stats, time_steps
 
 
 def test_run_result_json_round_trip_is_lossless():
@@ -84,3 +84,16 @@ def test_step_stats_skip_step_one_and_the_warmup():
     assert stats.n == 5 and stats.median_s == 3.0 and stats.min_s == 1.0 and stats.max_s == 5.0
     assert stats.iqr_s == 2.0  # quartiles 2 and 4, as numpy.quantile computes them
     assert step_stats([1.0, 2.0], warmup=1) is None
+
+
+def test_marks_from_another_thread_become_laps_in_step_order_and_stop_at_a_non_finite_loss():
+    clock = StepClock()
+    clock.start()
+    # Keras' thread pool may run step 1's callback before step 0's: the marks are put in step order
+    for index, loss in [(1, 2.0), (0, 1.0), (2, 3.0), (4, 5.0), (3, float("nan"))]:
+        assert clock.mark(index, loss) == (loss == loss)
+    assert clock.losses == []  # nothing is a lap until the run is over
+    clock.laps_from_marks()
+    assert clock.losses[:3] == [1.0, 2.0, 3.0] and math.isnan(clock.losses[3]) and len(clock.losses) == 4
+    # a step whose mark came before its predecessor's ends with it (no negative lap); time is kept
+    assert all(t >= 0 for t in clock.times_s) and clock.times_s[1] == 0.0

@@ -127,10 +127,13 @@ def test_the_cpuinfo_of_the_first_core_is_read():
 
 def test_a_blas_held_below_the_cpu_by_its_environment_is_said_in_one_line():
     pool = {"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell", "library": "libopenblas.so"}
-    held = {"numpy": child("numpy", 200.0, 3e-4, 1e-4, env={"OPENBLAS_CORETYPE": "Haswell"}, blas=[pool])}
+    env = {"OPENBLAS_CORETYPE": "Haswell"}
+    held = {"numpy": child("numpy", 200.0, 3e-4, 1e-4, env=env, blas=[pool], calls="NumPy's BLAS: openblas"),
+            "jax": child("jax", 400.0, 3e-4, 1e-4, env=env, blas=[pool], calls="XLA:CPU's dot")}
     avx512 = {"flags": ["avx2", "fma", "avx512f"]}
-    (line,) = yardstick.kernel_env_lines(held, avx512)
+    (line,) = yardstick.kernel_env_lines(held, avx512)  # one line, however many children load it
     assert "OPENBLAS_CORETYPE=Haswell" in line and "AVX-512" in line
+    assert "the matmul of numpy (also loaded by jax," in line
     assert yardstick.kernel_env_lines(held, ZEN3) == []  # Haswell's kernels are this CPU's best
     free = {"numpy": child("numpy", 400.0, 3e-4, 1e-4, blas=[{**pool, "architecture": "SkylakeX"}])}
     assert yardstick.kernel_env_lines(free, avx512) == []
