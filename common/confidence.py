@@ -92,6 +92,12 @@ def ratio_interval(rounds_a: Sequence[Sequence[float]], rounds_b: Sequence[Seque
     return _hull(by_blocks, by_rounds)
 
 
+def median_of_values_interval(values: Sequence[float], seed: int = 0) -> tuple[float, float] | None:
+    """95% interval of the median of independent values (the harness cost's lapped/bare pairs)."""
+    data = np.asarray(values, dtype=float)
+    return _bootstrap((np.arange(len(data)),), lambda idx: np.median(data[idx]), seed)
+
+
 def indistinguishable(interval: tuple[float, float] | None) -> bool:
     """A ratio whose interval holds 1: these data cannot tell the two runs apart."""
     return interval is not None and interval[0] <= 1.0 <= interval[1]

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from common.config import RunConfig
-from common.confidence import indistinguishable, median_interval, ratio_interval
+from common.confidence import indistinguishable, median_interval, median_of_values_interval, ratio_interval
 from common.profiling import Breakdown
 from common.result import COSTS, RunResult
 from common.roofline import achieved_gflops, floor_s, shape_key
@@ -52,6 +52,8 @@ class Figures:
     spread: float | None = None  # ... as a share of the median
     noisy: bool = False  # spread above NOISY_SPREAD
     harness_cost: float | None = None  # the timed steps' mean over the same steps with no per-step clock, - 1
+    harness_low: float | None = None  # its 95% interval, from its lapped/bare pairs
+    harness_high: float | None = None
     steps_per_s: float | None = None  # 1 / median
     median_low_s: float | None = None  # the median's 95% interval (block bootstrap, common.confidence)
     median_high_s: float | None = None
@@ -152,6 +154,8 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict, own
                 profile=Breakdown.from_dict(r.profile) if r.profile else None)
     for name in COSTS:
         setattr(f, name, getattr(r, name, None))
+    if len(r.harness_pair_costs) > 1:
+        f.harness_low, f.harness_high = median_of_values_interval(r.harness_pair_costs) or (None, None)
     if None not in (f.start_s, f.build_s, f.first_step_s):
         f.to_first_step_s = f.start_s + f.build_s + f.first_step_s
     if not timed:

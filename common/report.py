@@ -33,7 +33,7 @@ CSV_FIELDS = ("framework", "variant", "feed", "world_size", "device", "dtype", "
               "samples", "epochs", "flops_per_step", "data_median_s", "compute_median_s", "comm_s", "comm_share",
               "x_one_worker", "scaling_efficiency", "status", "final_loss", "x_noise", "worst_step", "weights_x_noise",
               "max_rel_err", "setup_s", "rounds", "timed_steps", "median_s", "iqr_s", "spread", "steps_per_s",
-              "harness_cost", "median_low_s", "median_high_s", "x_fastest", "x_fastest_low", "x_fastest_high",
+              "harness_cost", "harness_low", "harness_high", "median_low_s", "median_high_s", "x_fastest", "x_fastest_low", "x_fastest_high",
               "same_as_fastest", "gflops", "pct_peak", "floor_s", "x_floor", "shape_floor_s", "x_shape_floor",
               "kernels_s", "x_kernels", "x_overhead",
               "start_s", "build_s", "first_step_s", "to_first_step_s", "import_mb", "build_mb", "peak_mb",
@@ -108,13 +108,21 @@ HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax/fit": _FIT_DISPAT
                                      "keras-tensorflow/fit": _FIT_DISPATCH}
 
 
+def _harness_interval(f: Figures) -> str:
+    """The cost's 95% interval over its pairs, and whether it holds 0 (the cost is not told from none)."""
+    if f.harness_low is None:
+        return ""
+    return (f"95% CI {100 * f.harness_low:+.1f}% to {100 * f.harness_high:+.1f}%"
+            + (", which holds 0" if f.harness_low <= 0 <= f.harness_high else "") + ", over its lapped/bare pairs, ")
+
+
 def table_notes(rows: list[Figures]) -> list[str]:
     notes = [f"{f.name}: {f.error}" for f in rows if f.error]
     # a note is about the implementation: said once for all its feeds
     notes += [f"{f.framework}/{f.variant}: {f.note}" for f in rows if f.note and f.status == "ok"]
     notes += [f"{f.name}: the harness's per-step measurement {'costs' if f.harness_cost > 0 else 'saves'} "
-              f"{abs(f.harness_cost):.1%} of its step (the same steps run with no per-step clock, callback or loss "
-              "fetch)" + HARNESS_EXPLAINED.get(f"{f.framework}/{f.variant}", HARNESS_EXPLAINED.get(f.framework, ""))
+              f"{abs(f.harness_cost):.1%} of its step ({_harness_interval(f)}against the same steps run with no "
+              "per-step clock, callback or loss fetch)" + HARNESS_EXPLAINED.get(f"{f.framework}/{f.variant}", HARNESS_EXPLAINED.get(f.framework, ""))
               for f in rows if f.harness_cost is not None and abs(f.harness_cost) > HARNESS_COST_NOTE]
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "

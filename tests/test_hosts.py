@@ -108,15 +108,36 @@ def test_readme_commands_on_two_hosts_match_the_reference_in_float64(framework, 
     assert result.x_noise <= FACTOR["float64"] and result.weights_x_noise <= FACTOR["float64"]
 
 
+def _link_packets(two: hosts.TwoHosts, host: int) -> int:
+    """Packets host's end of the link has sent and received so far."""
+    listed = subprocess.run(["ip", "-n", two.names[host], "-j", "-s", "link", "show", two.interfaces[host]],
+                            capture_output=True, text=True).stdout
+    stats = json.loads(listed)[0]["stats64"]
+    return stats["rx"]["packets"] + stats["tx"]["packets"]
+
+
+# Steps' collectives cross the link hundreds of times a second; start-up (import, rendezvous, the
+# strategy's server) a handful: past this rate the workers are training.
+TRAINING_PACKETS_PER_S = 100
+
+
 def _when_training(two: hosts.TwoHosts, module: str, then, settle_s: float = 10.0) -> threading.Thread:
     """In the background: once host 1's worker process runs, wait settle_s (past its import and the
-    rendezvous, here about 5 s) and call then(); the run is then mid-way through its steps."""
+    rendezvous, here about 5 s), then until the link carries the steps' collectives, and call then():
+    the run is mid-way through its steps. Waiting for the traffic, not for a fixed time, matters on
+    one core, where TF's start-up can outlast settle_s, and a peer that dies before the collective
+    group forms leaves host 0 waiting for it with no error of its own."""
 
     def watch():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if any(pid in two.pids(1) for pid in _running((module,))):
                 time.sleep(settle_s)
+                while time.monotonic() < deadline:
+                    before = _link_packets(two, 1)
+                    time.sleep(1.0)
+                    if _link_packets(two, 1) - before >= TRAINING_PACKETS_PER_S:
+                        break
                 then()
                 return
             time.sleep(0.1)

@@ -166,3 +166,18 @@ def test_rounds_pool_their_harness_pairs_and_the_row_takes_the_median_pair():
     assert merged.harness_cost == 0.03 and merged.round_harness_cost == [0.10, 0.0, 0.03]
     rounds[2].harness_pair_costs = [0.20, 0.30, 0.40]  # a round far off moves the pooled median to a neighbour
     assert merge_rounds(rounds).harness_cost == 0.10
+
+
+def test_a_harness_cost_is_said_with_its_interval_over_its_pairs_and_whether_that_holds_zero():
+    from common.report import table_notes
+
+    costly, free = run(), run()
+    costly.harness_pair_costs = [0.06, 0.07, 0.08, 0.09, 0.10, 0.07, 0.08, 0.09]
+    free.harness_pair_costs = [-0.06, 0.05, 0.04, -0.03, 0.06, -0.05, 0.07, 0.05]
+    costly.harness_cost, free.harness_cost = 0.08, 0.045
+    rows = figures([costly, free], peak_gflops=100.0)
+    assert 0.06 <= rows[0].harness_low < 0.08 < rows[0].harness_high <= 0.10
+    assert rows[1].harness_low <= 0 <= rows[1].harness_high
+    costly_note, free_note = (n for n in table_notes(rows) if "per-step measurement costs" in n)
+    assert "costs 8.0% of its step (95% CI +" in costly_note and "holds 0" not in costly_note
+    assert "which holds 0" in free_note
