@@ -15,7 +15,6 @@ order, and prints each one's median ms per step and its ratio to plain fit.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from common.config import RunConfig
+    from common.timing import median
     from common.problem import make_problem
     from implementations import keras_api, keras_support
     from implementations.keras_support import BACKEND
@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         for metric, callback in COMBINATIONS[r % len(COMBINATIONS):] + COMBINATIONS[:r % len(COMBINATIONS)]:
             per_step[(metric, callback)].append(
                 (fit(metric, callback, args.steps + 20) - fit(metric, callback, 20)) / args.steps)
-    plain = statistics.median(per_step[(False, None)])
+    plain = median(per_step[(False, None)])
     print(f"Keras {keras.__version__} on {BACKEND}, lecture size, {cfg.threads} threads, {args.steps} steps, "
           f"{args.repeats} rounds:")
     for (metric, callback), times in per_step.items():
-        med = statistics.median(times)
+        med = median(times)
         what = " + ".join(filter(None, ["StepLoss metric" if metric else "",
                                          f"{callback} batch-end callback" if callback else ""]))
         print(f"  {what or 'plain fit':35s} {med * 1e3:.3f} ms/step (min {min(times) * 1e3:.3f}, max "

@@ -35,7 +35,7 @@ from common.problem import make_problem  # noqa: E402
 from common.report import aligned, markdown, write_json_atomic  # noqa: E402
 from common.runner import apply_verdict  # noqa: E402
 from common.sweep import stable_lr  # noqa: E402
-from common.timing import step_stats  # noqa: E402
+from common.timing import median, step_stats  # noqa: E402
 from implementations import REGISTRY  # noqa: E402
 
 # lr as compare.py --sweep scales it, as stable as the lecture's at every size
@@ -96,7 +96,7 @@ def measure(threads: int, dtype: str, timeout_s: float, rounds: int) -> dict:
         worst = next((r for r in results if r.status != "ok"), results[0])
         points.append({"size": name, "kind": kind, "link_gbit": gbit, "status": worst.status,
                        "match": worst.status == "ok", "error": worst.error,
-                       "step_s": steps[len(steps) // 2] if steps else None, "step_s_rounds": steps,
+                       "step_s": median(steps) if steps else None, "step_s_rounds": steps,
                        "comm_s": comms[0] if comms else None, "comm_s_rounds": comms})
     return {"engine": f"{ENGINE}/{impl.distributed.variant}", "dtype": dtype, "threads": threads, "sizes": SIZES,
             "links_gbit": list(LINKS_GBIT), "points": points, "rounds": rounds,

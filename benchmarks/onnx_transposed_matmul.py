@@ -13,8 +13,13 @@ x.T @ grad_h beside them. Medians of rotating repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common.timing import median  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(time.perf_counter() - start)
     print(f"N={n} D_in={d} H={h}, {args.threads} threads, onnxruntime {ort.__version__}, {args.repeats} repeats:")
     for name, values in times.items():
-        print(f"  {statistics.median(values) * 1e3:8.1f} ms (min {min(values) * 1e3:.1f})  {name}")
+        print(f"  {median(values) * 1e3:8.1f} ms (min {min(values) * 1e3:.1f})  {name}")
     return 0
 
 

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.timing import median
+
 # Of results.json; bump on any change a reader of an older file would misread. 2: runs are judged
 # against the rounding noise of correct runs (x_noise, weights_x_noise); version 1 files still load.
 SCHEMA_VERSION = 2
@@ -157,16 +159,14 @@ def merge_rounds(rounds: list[RunResult]) -> RunResult:
     merged.round_harness_cost = [r.harness_cost for r in timed if r.harness_cost is not None]
     merged.harness_pair_costs = [cost for r in timed for cost in r.harness_pair_costs]
     if merged.harness_pair_costs:
-        from common.timing import quantile
-
-        merged.harness_cost = quantile(sorted(merged.harness_pair_costs), 0.5)
+        merged.harness_cost = median(merged.harness_pair_costs)
     elif merged.round_harness_cost:  # results written before pairs were kept
-        merged.harness_cost = sorted(merged.round_harness_cost)[len(merged.round_harness_cost) // 2]
+        merged.harness_cost = median(merged.round_harness_cost)
     for name in COSTS:  # each the median over the rounds (round 1's alone would be one draw)
-        values = sorted(getattr(r, name) for r in timed if getattr(r, name) is not None)
-        setattr(merged, name, values[len(values) // 2] if values else None)
+        values = [getattr(r, name) for r in timed if getattr(r, name) is not None]
+        setattr(merged, name, median(values) if values else None)
     if merged.round_setup_s:
-        merged.setup_s = sorted(merged.round_setup_s)[len(merged.round_setup_s) // 2]
+        merged.setup_s = median(merged.round_setup_s)
     differing = [i + 1 for i, r in enumerate(ran) if r.losses != ran[0].losses]
     if differing:
         rounds_text = ", ".join(map(str, differing))

@@ -249,7 +249,7 @@ def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> HarnessCost |
             if pair:  # the first pair warms the bare path (Keras compiles its plain model there)
                 spent[side].append(clock() - start_ns)
     costs = [lapped / bare - 1 for lapped, bare in zip(spent["lapped"], spent["bare"])]
-    return HarnessCost(sorted(spent["bare"])[pairs // 2] * 1e-9 / block, quantile(sorted(costs), 0.5), costs)
+    return HarnessCost(median(spent["bare"]) * 1e-9 / block, median(costs), costs)
 
 
 def time_calls(call: Callable[[], object], repeats: int, sync: Callable[[], None] = no_sync) -> list[float]:
@@ -283,6 +283,11 @@ class StepStats:
         return self.spread > NOISY_SPREAD
 
 
+def median(values) -> float:
+    """The suite's one median: the interpolated 0.5 quantile (numpy.median's, statistics.median's)."""
+    return quantile(sorted(values), 0.5)
+
+
 def quantile(sorted_values: list[float], q: float) -> float:
     # Linear interpolation between closest ranks, as numpy.quantile's default does.
     pos = (len(sorted_values) - 1) * q
@@ -314,4 +319,4 @@ def timer_overhead_s(laps: int = 20000) -> float:
     clock.start()
     for _ in range(laps):
         clock.lap(0.0)
-    return sorted(clock.times_s)[laps // 2]
+    return median(clock.times_s)

@@ -14,7 +14,7 @@ import numpy as np
 
 from common.config import CliParser, ConfigError, add_config_args, config_from_args
 from common.problem import make_serving_batch
-from common.timing import step_stats, time_calls
+from common.timing import median, step_stats, time_calls
 from deploy.export import EXPORTERS, save_native
 from implementations import REGISTRY
 
@@ -46,7 +46,7 @@ def onnx_size_bytes(path: Path) -> int:
 def load_time_s(load) -> float:
     """The median wall time of LOADS calls of load() (after one untimed: imports and caches)."""
     load()
-    return sorted(time_calls(load, LOADS))[LOADS // 2]
+    return median(time_calls(load, LOADS))
 
 
 @dataclass

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from common.launch import run_captured
+from common.timing import median
 from deploy.bench import LOADS, external_data_files
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m['name']:<22} failed: {m['error']}", file=sys.stderr)
             for b in m["batches"]:
                 timed = b["times_ms"][1 + cfg.warmup:]
-                print(f"{m['name']:<22} batch {b['batch']:>4}: {np.median(timed) * 1e3:9.1f} us/call, "
+                print(f"{m['name']:<22} batch {b['batch']:>4}: {median(timed) * 1e3:9.1f} us/call, "
                       f"load {m['load_ms']:.1f} ms")
         return 1 if any(m.get("error") for m in pages[cfg.threads]["models"]) else 0
     if not runtime_installed():

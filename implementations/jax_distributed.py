@@ -16,7 +16,6 @@ import os
 
 os.environ.setdefault("JAX_ENABLE_X64", "true")  # float64 needs it before jax is imported
 
-import statistics  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -26,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 from common import data  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.problem import Problem  # noqa: E402
-from common.timing import Trainer  # noqa: E402
+from common.timing import Trainer, median  # noqa: E402
 from implementations import jax_support  # noqa: E402
 from implementations.jax_transforms import grad_step  # noqa: E402
 
@@ -86,7 +85,7 @@ def time_collectives(cfg: RunConfig, problem: Problem, mesh: Mesh) -> float:
         start = time.perf_counter_ns()
         reduce(grads).block_until_ready()
         times.append((time.perf_counter_ns() - start) * 1e-9)
-    return statistics.median(times)
+    return median(times)
 
 
 # --- build ------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ compare.py --workers W launches it with torchrun on 127.0.0.1 (README: across ma
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import torch
@@ -24,7 +23,7 @@ from common import data
 from common.config import RunConfig
 from common.launch import free_ports
 from common.problem import Problem
-from common.timing import Trainer
+from common.timing import Trainer, median
 from implementations import torch_support
 from implementations.pytorch import make_feed, make_sequential, weights_of
 
@@ -101,7 +100,7 @@ def time_collectives(cfg: RunConfig, problem: Problem, device: torch.device) -> 
         dist.all_reduce(loss)
         loss.item()
         times.append((time.perf_counter_ns() - start) * 1e-9)
-    return statistics.median(times)
+    return median(times)
 
 
 # --- build ------------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 from common import data
 from common.config import RunConfig
 from common.problem import Problem
-from common.timing import Trainer
+from common.timing import Trainer, median
 from implementations import tf_data, tf_support
 from implementations.tensorflow_graphs import forward_loss
 from implementations.tf_support import tf
@@ -91,7 +90,7 @@ def time_collectives(problem: Problem, strategy) -> float:
         start = time.perf_counter_ns()
         strategy.experimental_local_results(collective()[0])[0].numpy()
         times.append((time.perf_counter_ns() - start) * 1e-9)
-    return statistics.median(times)
+    return median(times)
 
 
 # --- the feed (minibatch mode) ----------------------------------------------------------------

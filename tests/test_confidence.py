@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,11 @@ def test_the_table_names_the_group_that_cannot_be_told_from_the_fastest():
     assert not by_name["c"].same_as_fastest and by_name["c"].x_fastest_low > 1.2
     line = fastest_line(rows)
     assert line.startswith("fastest: ") and "indistinguishable from it" in line and "c/v" not in line
+
+
+def test_the_suite_has_one_median_and_numpys_is_the_same():
+    from common.timing import median
+
+    for values in ([3.0, 1.0, 2.0], [4.0, 1.0, 3.0, 2.0], [0.5], [2.0, 2.0, 7.0, 1.0, 9.0, 3.0]):
+        assert median(values) == float(np.median(values)) == statistics.median(values)
+    assert median([1.0, 2.0, 3.0, 10.0]) == 2.5  # interpolated, not the upper (3.0) or lower (2.0) middle
