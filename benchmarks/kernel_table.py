@@ -22,6 +22,14 @@ sys.path.insert(0, str(ROOT))
 from common.report import markdown  # noqa: E402
 
 
+def _setting(f: dict, run_env: dict) -> str:
+    """What an --also measurement set that the comparison's own run of that library did not: its
+    kernel-steering variables that differ (the machine's own, recorded by both, are left out)."""
+    changed = {k: v for k, v in f.get("env", {}).items() if run_env.get(k) != v}
+    changed |= {k: "(unset)" for k in run_env if k not in f.get("env", {})}
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "its default, timed beside them"
+
+
 def rows(measurement: dict, also: list[dict], key: str) -> list[list[str]]:
     kernels_of = measurement.get("kernels_of") or {}
     floor = (measurement.get("shape_floors") or {}).get(key, {})
@@ -29,8 +37,7 @@ def rows(measurement: dict, also: list[dict], key: str) -> list[list[str]]:
               "dispatch per call ms", "kernels x fastest", "frameworks on it"]]
     best = floor.get("matmul_s", 0) + floor.get("elementwise_s", 0)
     libraries = [(f, "") for f in measurement["libraries"].values()]
-    libraries += [(f, ", ".join(f"{k}={v}" for k, v in f.get("env", {}).items()) or "its default, timed beside them")
-                  for f in also]
+    libraries += [(f, _setting(f, measurement["libraries"].get(f["library"], {}).get("env", {}))) for f in also]
     for f, setting in sorted(libraries, key=lambda pair: -pair[0].get("peak_gflops", 0)):
         name = f["library"] + (f" ({setting})" if setting else "")
         if "error" in f:
