@@ -94,18 +94,13 @@ def aligned(rows: list[list[str]]) -> list[str]:
     return lines
 
 
-# Why a framework's harness cost is what it is, where the note says more than the figure.
-_ASYNC = ("; JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
-          "their losses per block (common.timing.ASYNC_BLOCK); this is what that still costs")
-# Keras 3's CallbackList (keras/src/callbacks/callback_list.py, _configure_async_dispatch): where every
-# batch-end hook is async_safe, fit hands batch ends to a thread pool, on backends that declare
-# themselves thread-safe (jax, torch); the clock's callback is async_safe, so fit keeps doing so.
-_FIT_DISPATCH = ("; Keras' fit drives its own loop: the harness's batch-end callback is async_safe, so fit hands it "
-                 "each step's logs in its thread pool as it does its own callbacks' (jax and torch backends; on "
-                 "tensorflow, which Keras does not deem thread-safe, in its loop), and the harness adds a StepLoss "
-                 "metric to the step")
-HARNESS_EXPLAINED: dict[str, str] = {"jax": _ASYNC, "keras-jax/fit": _FIT_DISPATCH, "keras-torch/fit": _FIT_DISPATCH,
-                                     "keras-tensorflow/fit": _FIT_DISPATCH}
+def _harness_why(f: Figures) -> str:
+    """The registry's word on why this implementation's harness cost is what it is."""
+    from implementations import REGISTRY
+
+    impl = REGISTRY.get(f.framework)
+    note = impl.harness_note(f.variant) if impl is not None else ""
+    return f"; {note}" if note else ""
 
 
 def _harness_interval(f: Figures) -> str:
@@ -122,7 +117,7 @@ def table_notes(rows: list[Figures]) -> list[str]:
     notes += [f"{f.framework}/{f.variant}: {f.note}" for f in rows if f.note and f.status == "ok"]
     notes += [f"{f.name}: the harness's per-step measurement {'costs' if f.harness_cost > 0 else 'saves'} "
               f"{abs(f.harness_cost):.1%} of its step ({_harness_interval(f)}against the same steps run with no "
-              "per-step clock, callback or loss fetch)" + HARNESS_EXPLAINED.get(f"{f.framework}/{f.variant}", HARNESS_EXPLAINED.get(f.framework, ""))
+              "per-step clock, callback or loss fetch)" + _harness_why(f)
               for f in rows if f.harness_cost is not None and abs(f.harness_cost) > HARNESS_COST_NOTE]
     if any(f.harness_cost is not None for f in rows):
         notes.append("harness %: the timed steps' mean over the same steps run with no per-step clock, callback or "

@@ -53,6 +53,9 @@ class Implementation:
     exporter: Exporter | None = None  # what compare.py --deploy exports
     # whose kernels do its arithmetic: the library implementations.kernels times for the yardstick
     kernels: str
+    # why the harness's own per-step cost is what it is, by variant ("*": every variant), said under
+    # the table beside a cost worth noting
+    harness_notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def framework(self) -> str:
@@ -76,6 +79,10 @@ class Implementation:
         engine = (self.distributed.variant,) if self.distributed is not None and self.distributed.minibatch else ()
         return self.minibatch + engine
 
+    def harness_note(self, variant: str) -> str:
+        notes = dict(self.harness_notes)
+        return notes.get(variant, notes.get("*", ""))
+
     def variants_of(self, module: str) -> tuple[str, ...]:
         """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
         if module == self.module:
@@ -86,6 +93,16 @@ class Implementation:
 
 
 REGISTRY: dict[str, Implementation] = {}
+
+# JAX, and every framework on a GPU, is timed in blocks (common.timing.ASYNC_BLOCK)
+ASYNC_NOTE = ("JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
+              "their losses per block (common.timing.ASYNC_BLOCK); this is what that still costs")
+# Keras 3's CallbackList (keras/src/callbacks/callback_list.py, _configure_async_dispatch): where every
+# batch-end hook is async_safe, fit hands batch ends to a thread pool, on backends that declare
+# themselves thread-safe (jax, torch); the clock's callback is async_safe, so fit keeps doing so.
+FIT_NOTE = ("Keras' fit drives its own loop: the harness's batch-end callback is async_safe, so fit hands it each "
+            "step's logs in its thread pool as it does its own callbacks' (jax and torch backends; on tensorflow, "
+            "which Keras does not deem thread-safe, in its loop), and the harness adds a StepLoss metric to the step")
 
 
 def register(impl: Implementation) -> Implementation:
@@ -119,7 +136,7 @@ register(Implementation(
 
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
-    requires=("jax",), extra="jax", versions=("jax",), kernels="jax",
+    requires=("jax",), extra="jax", versions=("jax",), kernels="jax", harness_notes=(("*", ASYNC_NOTE),),
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
                             launcher="jax_coordinator",
@@ -135,6 +152,7 @@ for _backend in ("tensorflow", "torch", "jax"):
         name=f"keras-{_backend}", module="implementations.keras_api", variants=("fit", "train_on_batch"),
         requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
         versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",), kernels=_backend,
+        harness_notes=(("fit", FIT_NOTE),),
         # the sweep's six idiomatic loops (README) leave keras-torch out
         sweep=None if _backend == "torch" else "fit",
         exporter=Exporter(source="keras", runtime="keras-tensorflow",
