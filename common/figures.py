@@ -51,6 +51,7 @@ class Figures:
     iqr_s: float | None = None  # its spread ...
     spread: float | None = None  # ... as a share of the median
     noisy: bool = False  # spread above NOISY_SPREAD
+    harness_why: str = ""  # RunResult.harness_why
     harness_cost: float | None = None  # the timed steps' mean over the same steps with no per-step clock, - 1
     harness_low: float | None = None  # its 95% interval, from its lapped/bare pairs
     harness_high: float | None = None
@@ -148,7 +149,7 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict, own
                 status=r.status, feed=r.feed, world_size=r.world_size, config=cfg, comm_s=r.comm_s,
                 final_loss=r.losses[-1] if r.losses else None, x_noise=r.x_noise, worst_step=r.worst_step,
                 max_rel_err=r.max_rel_err, weights_x_noise=r.weights_x_noise,
-                setup_s=r.setup_s, harness_cost=r.harness_cost,
+                setup_s=r.setup_s, harness_cost=r.harness_cost, harness_why=r.harness_why,
                 rounds=len(r.round_step_times_s) or (1 if r.step_times_s else 0),
                 timed_steps=stats.n if stats else 0, error=r.error, note=r.note,
                 profile=Breakdown.from_dict(r.profile) if r.profile else None)
@@ -159,6 +160,9 @@ def _figures_of(r: RunResult, peak_gflops: float | None, shape_floors: dict, own
     if None not in (f.start_s, f.build_s, f.first_step_s):
         f.to_first_step_s = f.start_s + f.build_s + f.first_step_s
     if not timed:
+        return f
+    if stats.median_s <= 0:  # no clock reads a step as taking no time: the laps were not timed apart
+        f.error = f"the median of its {stats.n} timed steps is 0 s: its clock did not time them apart, so no speed is said"
         return f
     f.median_s, f.iqr_s, f.spread, f.noisy = stats.median_s, stats.iqr_s, stats.spread, stats.noisy
     f.timed = [times[1 + warmup:] for times in (r.round_step_times_s or [r.step_times_s])]

@@ -95,12 +95,8 @@ def aligned(rows: list[list[str]]) -> list[str]:
 
 
 def _harness_why(f: Figures) -> str:
-    """The registry's word on why this implementation's harness cost is what it is."""
-    from implementations import REGISTRY
-
-    impl = REGISTRY.get(f.framework)
-    note = impl.harness_note(f.variant) if impl is not None else ""
-    return f"; {note}" if note else ""
+    """The implementation's word (its registry entry, carried by its result) on why its harness cost is what it is."""
+    return f"; {f.harness_why}" if f.harness_why else ""
 
 
 def _harness_interval(f: Figures) -> str:

@@ -70,6 +70,7 @@ class RunResult:
     # Each lapped/bare pair's cost (timing.harness_cost), every round's: the row's harness_cost is
     # their median, so that three rounds of 10 pairs judge it, not the middle round's 10 alone
     harness_pair_costs: list[float] = field(default_factory=list)
+    harness_why: str = ""  # the implementation's word (its registry entry) on why that cost is what it is
     # What the run cost besides step time (common.memory): seconds from the process's start to its
     # framework imported (the interpreter's start-up included), building, step 1 alone; resident MB
     # after the import, after build() (before step 1), and at the most (VmHWM, after the timed steps);

@@ -80,7 +80,7 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
             elif artifacts is not None:
                 result.note = "; ".join(filter(None, [result.note, "it builds nothing to save but its weights"]))
             if harness_cost and trainer.reports:
-                measure_harness(result, trainer, cfg)
+                measure_harness(result, trainer, cfg, impl.harness_note(variant))
         finally:
             if trainer.close is not None:
                 trainer.close()
@@ -115,7 +115,7 @@ def profile_line(result: RunResult) -> str:
             f"taking {b.kernel_ms:.3f} ms, overhead {b.overhead_ms:.3f} ms ({b.overhead_share:.0%}); top: {top}")
 
 
-def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig) -> None:
+def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig, harness_why: str = "") -> None:
     """What the per-step measurement costs this run (timing.harness_cost), measured after
     training: its losses and weights are recorded and judged already."""
     if len(result.losses) < cfg.steps:
@@ -128,6 +128,7 @@ def measure_harness(result: RunResult, trainer: Trainer, cfg: RunConfig) -> None
         return
     if measured is not None:
         result.bare_step_s, result.harness_cost, result.harness_pair_costs = measured
+        result.harness_why = harness_why
 
 
 def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -> None:

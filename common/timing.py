@@ -54,8 +54,9 @@ class StepClock:
 
     def mark(self, index: int, loss) -> bool:
         """Record that step `index` has ended, from whichever thread saw its loss first (Keras'
-        batch-end thread pool, which may run two steps' callbacks out of order). laps_from_marks()
-        turns the marks into laps once the run is over. False once the loss is NaN/inf.
+        batch-end thread pool, which may run two steps' callbacks out of order, or late).
+        laps_from_marks() turns the marks into laps once the run is over. False once the loss is
+        NaN/inf.
         """
         self.sync()
         value = float(loss)
@@ -63,16 +64,49 @@ class StepClock:
         return math.isfinite(value)
 
     def laps_from_marks(self) -> None:
-        """The marked steps as laps, in step order. A step whose mark a busy thread took late ends
-        no earlier than the step before it: the time is counted, on the late step, not lost."""
-        for _, now_ns, value in sorted(self._marks):
-            now_ns = max(now_ns, self._last_ns)
-            self.times_s.append((now_ns - self._last_ns) * 1e-9)
-            self.losses.append(value)
-            self._last_ns = now_ns
-            if not math.isfinite(value):
-                break
+        """The marked steps as laps, in step order, timed as _time_blocks times an asynchronous
+        trainer: step 1 alone (it compiles), then blocks of ASYNC_BLOCK steps sharing their time.
+
+        A mark says only that its step had ended by then, and so had every step before it: step
+        k ended no later than the earliest mark of any step from k on. A busy pool can take
+        several marks at one instant, or a later step's before an earlier one's, so single steps
+        cannot be told apart; a block's end can, and each of its steps gets the block's time /
+        its steps. A block that ended no later than the one before it is not told apart from it
+        either: the two share their time (after step 1, with the next block), so that no lap is
+        0 and the laps add up to the run. The steps after the first NaN/inf loss are dropped, as
+        lap() would have stopped there.
+        """
+        marks = sorted(self._marks)
         self._marks = []
+        for cut, (_, _, value) in enumerate(marks):
+            if not math.isfinite(value):
+                marks = marks[:cut + 1]
+                break
+        ended_ns = [now_ns for _, now_ns, _ in marks]
+        for k in range(len(ended_ns) - 2, -1, -1):
+            ended_ns[k] = min(ended_ns[k], ended_ns[k + 1])
+        blocks: list[list[int]] = []  # [steps, ended_ns]
+        done, carried = 0, 0
+        while done < len(marks):
+            steps = 1 if done == 0 else min(ASYNC_BLOCK, len(marks) - done)
+            done += steps
+            steps, carried = steps + carried, 0
+            if blocks and ended_ns[done - 1] <= blocks[-1][1]:
+                if len(blocks) > 1:
+                    blocks[-1][0] += steps
+                else:  # step 1 is setup, timed alone: these steps go with the next block
+                    carried = steps
+                continue
+            blocks.append([steps, ended_ns[done - 1]])
+        if carried:  # nothing after step 1 ended later than it did
+            blocks.append([carried, blocks[-1][1]])
+        values = iter(value for _, _, value in marks)
+        for steps, now_ns in blocks:
+            now_ns = max(now_ns, self._last_ns)
+            for _ in range(steps):
+                self.times_s.append((now_ns - self._last_ns) * 1e-9 / steps)
+                self.losses.append(next(values))
+            self._last_ns = now_ns
 
     def laps_evenly(self, losses, fetch: Callable[[list], list[float]] | None = None) -> bool:
         """Record steps that ran since the last lap without one each (inside one call, or a block

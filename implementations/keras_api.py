@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from common import data  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.problem import Problem  # noqa: E402
-from common.timing import Trainer  # noqa: E402
+from common.timing import ASYNC_BLOCK, Trainer  # noqa: E402
 from implementations import keras_support  # noqa: E402
 from implementations.keras_support import BACKEND  # noqa: E402
 
@@ -105,7 +105,7 @@ class MarkingClockCallback(keras.callbacks.Callback):
     A callback with a batch-end hook makes fit run every batch end in its own loop, which turns
     off what fit does for a plain call on a thread-safe backend (jax, torch): hand batch ends to
     a thread pool and go on to the next step. async_safe keeps that: the mark is taken in the
-    pool, once the step's loss is fetched there, and the laps are put in step order at the end.
+    pool, once the step's loss is fetched there, and made laps at the end (StepClock.laps_from_marks).
     """
 
     async_safe = True
@@ -147,8 +147,9 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
         else:
             plain["model"].fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
-    note = ("fit: times are the gaps between the moments each step's loss reached fit's batch-end callbacks "
-            "(in Keras' callback thread pool on jax and torch)")
+    note = ("fit: each step's end is marked when its loss reaches fit's batch-end callbacks (in Keras' callback "
+            f"thread pool on jax and torch, which may take them late or together), so steps are timed in blocks of "
+            f"{ASYNC_BLOCK} after step 1, each step the block's time / {ASYNC_BLOCK}")
     if batches is not None:
         note = "fit: times are the gaps between fit's batch-end callbacks"
         note += ("; data time is the gap from batch-end to batch-begin" +

@@ -175,9 +175,29 @@ def test_a_harness_cost_is_said_with_its_interval_over_its_pairs_and_whether_tha
     costly.harness_pair_costs = [0.06, 0.07, 0.08, 0.09, 0.10, 0.07, 0.08, 0.09]
     free.harness_pair_costs = [-0.06, 0.05, 0.04, -0.03, 0.06, -0.05, 0.07, 0.05]
     costly.harness_cost, free.harness_cost = 0.08, 0.045
+    costly.harness_why = "its steps are timed in blocks"  # the registry's word, carried by the result
     rows = figures([costly, free], peak_gflops=100.0)
     assert 0.06 <= rows[0].harness_low < 0.08 < rows[0].harness_high <= 0.10
     assert rows[1].harness_low <= 0 <= rows[1].harness_high
     costly_note, free_note = (n for n in table_notes(rows) if "per-step measurement costs" in n)
     assert "costs 8.0% of its step (95% CI +" in costly_note and "holds 0" not in costly_note
     assert "which holds 0" in free_note
+    assert costly_note.endswith("; its steps are timed in blocks") and "timed in blocks" not in free_note
+
+
+def test_the_registry_says_why_a_harness_cost_is_what_it_is_by_variant():
+    from implementations import ASYNC_NOTE, FIT_NOTE, REGISTRY
+
+    assert {REGISTRY["jax"].harness_note(v) for v in REGISTRY["jax"].variants} == {ASYNC_NOTE}
+    keras = REGISTRY["keras-jax"]
+    assert keras.harness_note("fit") == FIT_NOTE and keras.harness_note("train_on_batch") == ""
+
+
+def test_a_run_whose_median_step_reads_0_s_is_named_and_quoted_at_no_speed():
+    from common.report import table_notes
+
+    untimed = run()
+    untimed.step_times_s = [0.5] + [0.0] * 20 + [1e-3] * 5  # most laps 0: a clock that did not time steps apart
+    row, = figures([untimed], peak_gflops=100.0)
+    assert row.median_s is None and row.steps_per_s is None and row.gflops is None
+    assert any("median of its 24 timed steps is 0 s" in n for n in table_notes([row]))

@@ -86,14 +86,47 @@ def test_step_stats_skip_step_one_and_the_warmup():
     assert step_stats([1.0, 2.0], warmup=1) is None
 
 
-def test_marks_from_another_thread_become_laps_in_step_order_and_stop_at_a_non_finite_loss():
+def _clock_reading(monkeypatch, readings_ns):
+    """common.timing's clock, made to read `readings_ns` in turn."""
+    import types
+
+    import common.timing
+
+    readings = iter(readings_ns)
+    monkeypatch.setattr(common.timing, "time", types.SimpleNamespace(perf_counter_ns=lambda: next(readings)))
+
+
+def test_marks_from_another_thread_become_laps_in_step_order_and_stop_at_a_non_finite_loss(monkeypatch):
+    # Keras' thread pool may run step 1's callback before step 0's: the marks are put in step order
+    marks = [(1, 2.0, 30), (0, 1.0, 30), (2, 3.0, 40), (4, 5.0, 60), (3, float("nan"), 50)]
+    _clock_reading(monkeypatch, [0] + [ns for _, _, ns in marks])
     clock = StepClock()
     clock.start()
-    # Keras' thread pool may run step 1's callback before step 0's: the marks are put in step order
-    for index, loss in [(1, 2.0), (0, 1.0), (2, 3.0), (4, 5.0), (3, float("nan"))]:
+    for index, loss, _ in marks:
         assert clock.mark(index, loss) == (loss == loss)
     assert clock.losses == []  # nothing is a lap until the run is over
     clock.laps_from_marks()
     assert clock.losses[:3] == [1.0, 2.0, 3.0] and math.isnan(clock.losses[3]) and len(clock.losses) == 4
-    # a step whose mark came before its predecessor's ends with it (no negative lap); time is kept
-    assert all(t >= 0 for t in clock.times_s) and clock.times_s[1] == 0.0
+    # step 1 alone, then one block (steps 2-4, cut at the NaN) ending at the NaN step's mark, 50 ns;
+    # step 0's own mark came no earlier than step 1's, so step 0 ended by 30 ns
+    assert clock.times_s == pytest.approx([30e-9] + [20e-9 / 3] * 3)
+
+
+def test_marks_taken_late_and_at_one_instant_give_no_zero_lap_and_add_up_to_the_run(monkeypatch):
+    from common.timing import ASYNC_BLOCK
+
+    steps = 1 + 2 * ASYNC_BLOCK + 5
+    # a busy pool: every mark after step 1 taken at one of three instants, some out of order
+    at_ns = [1000] + [5000] * ASYNC_BLOCK + [9000] * ASYNC_BLOCK + [7000] * 5
+    order = list(range(steps))
+    order[3], order[40] = order[40], order[3]
+    _clock_reading(monkeypatch, [0] + [at_ns[i] for i in order])
+    clock = StepClock()
+    clock.start()
+    for i in order:
+        clock.mark(i, float(i))
+    clock.laps_from_marks()
+    assert clock.losses == [float(i) for i in range(steps)]
+    assert min(clock.times_s) > 0
+    assert sum(clock.times_s) == pytest.approx(7000e-9)  # the last step's mark ends the run
+    assert len(set(clock.times_s[1:1 + ASYNC_BLOCK])) == 1  # a block's steps share its time
