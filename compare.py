@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> Plan:
                         "or of a deploy.json written by --deploy")
     g.add_argument("--markdown", action="store_true",
                    help="with --report-from: print the table as Markdown instead (a sweep's as sizes x runs), "
-                        "as README's tables are made")
+                        "as the docs pages' tables are made")
     m = parser.add_argument_group("measurement")
     m.add_argument("--rounds", type=int, default=None,
                    help="times each run is repeated, interleaved across implementations (default 3; 1 with --sweep)")
@@ -82,12 +82,12 @@ def parse_args(argv: list[str] | None) -> Plan:
                         "--out/traces/<run>/trace.json (ui.perfetto.dev opens them) and a per-step breakdown "
                         "table (kernels, time inside them, the rest); never part of the timed statistics")
     m.add_argument("--sweep", action="store_true",
-                   help="the same comparison over a ladder of sizes, lecture's to compute-bound (see README)")
+                   help="the same comparison over a ladder of sizes, lecture's to compute-bound (see docs/measurement.md)")
     m.add_argument("--sweep-steps", type=int, default=30, help="steps per run in the sweep (default 30)")
-    h = parser.add_argument_group("data-parallel across hosts (Linux, root; see README)")
+    h = parser.add_argument_group("data-parallel across hosts (Linux, root; see docs/data-parallel.md)")
     h.add_argument("--hosts", type=int, default=1,
                    help="1: --workers on loopback (default); 2: half the workers on each of two hosts, network "
-                        "namespaces joined by a veth pair, started by README's multi-machine commands")
+                        "namespaces joined by a veth pair, started by docs/data-parallel.md's multi-machine commands")
     h.add_argument("--link-gbit", type=float, default=None, metavar="B",
                    help="with --hosts 2: limit the link between the hosts to B Gbit/s (tc tbf; default unlimited)")
     d = parser.add_argument_group("deploy (instead of the training comparison)")
@@ -235,7 +235,7 @@ def data_parallel_runs(plan: Plan) -> list[Run]:
                     f"{framework}'s {impl.distributed.variant} engine trains on the lecture's batch")))
             elif impl.distributed is not None:
                 runs += [Run(impl, impl.distributed.variant, device, workers=w) for w in (1, plan.cfg.workers)]
-            elif framework == "numpy":
+            elif impl.first_rung:
                 runs.append(Run(impl, impl.variants[0], device))
             else:
                 runs.append(Run(impl, impl.variants[0], device, skip=(
@@ -335,12 +335,13 @@ def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
 
 
 def kernel_libraries(frameworks: tuple[str, ...]) -> list[str]:
-    """The libraries whose kernels the compared frameworks call, NumPy's always, those installed."""
+    """The libraries whose kernels the compared frameworks call, the first rung's always, those installed."""
     from importlib.util import find_spec
 
     from implementations.kernels import REQUIRES
 
-    wanted = dict.fromkeys(["numpy", *(REGISTRY[f].kernels for f in frameworks)])
+    first = [impl.kernels for impl in REGISTRY.values() if impl.first_rung]
+    wanted = dict.fromkeys([*first, *(REGISTRY[f].kernels for f in frameworks)])
     return [lib for lib in wanted if all(find_spec(name) is not None for name in REQUIRES[lib])]
 
 

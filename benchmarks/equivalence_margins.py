@@ -3,7 +3,7 @@ every deliberately wrong copy's, over seeds, dtypes, sizes, minibatch mode and 2
 
     python benchmarks/equivalence_margins.py --out margins.json
     KERAS_BACKEND=jax python benchmarks/equivalence_margins.py --frameworks keras-jax --out jax.json
-    python benchmarks/equivalence_margins.py --report-from docs/equivalence   # README's two tables
+    python benchmarks/equivalence_margins.py --report-from docs/equivalence   # docs/equivalence.md's two tables
 
 In-process runs (Keras on the backend this process's KERAS_BACKEND names), the data-parallel
 engines through compare.py --workers 2. Prints the largest x noise of correct runs per dtype and
@@ -35,7 +35,7 @@ from common.sweep import ladder_configs  # noqa: E402
 from implementations import REGISTRY  # noqa: E402
 from tests.mutants import MUTANTS, mutant_run  # noqa: E402
 
-# Each size and the share of --seeds it runs: the lecture's run is the one README quotes, on every seed.
+# Each size and the share of --seeds it runs: the lecture's run is the one docs/equivalence.md quotes, on every seed.
 SIZES = {
     "lecture 64x1000x100x10, 500 steps": (RunConfig(), 1.0),
     "small 8x20x6x3, 30 steps, lr 1e-3": (RunConfig(batch=8, d_in=20, hidden=6, d_out=3, steps=30, lr=1e-3), 0.4),
@@ -138,7 +138,7 @@ def summary(correct: list[dict], wrong: list[dict]) -> list[str]:
 
 
 def markdown(correct: list[dict], wrong: list[dict]) -> str:
-    """README's tables: each implementation's largest x noise per dtype, then each wrong copy's smallest."""
+    """docs/equivalence.md's tables: each implementation's largest x noise per dtype, then each wrong copy's smallest."""
     from common.equivalence import FACTOR
 
     dtypes = ("float32", "float64")
@@ -184,7 +184,7 @@ def report_from(folder: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report-from", type=Path, metavar="DIR", help="run nothing: README's tables from DIR/*.json")
+    parser.add_argument("--report-from", type=Path, metavar="DIR", help="run nothing: docs/equivalence.md's tables from DIR/*.json")
     parser.add_argument("--frameworks", default=",".join(REGISTRY), help="registry names (default all)")
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
     parser.add_argument("--dtypes", default="float32,float64")

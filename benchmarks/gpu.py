@@ -2,7 +2,7 @@
 
 python benchmarks/gpu.py --out DIR                 the campaign (about 8 minutes on an H200)
 python benchmarks/gpu.py --rehearse --out DIR      the same steps on a tiny problem, on any machine (a test runs it)
-python benchmarks/gpu.py --report docs/gpu         the CPU-against-GPU table of a committed campaign (README's)
+python benchmarks/gpu.py --report docs/gpu         the CPU-against-GPU table of a committed campaign (docs/measurement.md's)
 
 Steps, in order, each a child process with its share of the budget (a step cut short is stopped
 as Ctrl-C stops compare.py: the runs it finished are kept):
@@ -290,7 +290,7 @@ def ort_cuda(batch: int) -> dict:
     return {"status": "ok", "onnxruntime": ort.__version__, "rows": rows}
 
 
-# --- the report README shows -----------------------------------------------------------------
+# --- the report docs/measurement.md shows -----------------------------------------------------------------
 
 def report(folder: Path) -> str:
     """The committed campaign as Markdown: CPU against GPU per implementation, then what the other

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--also", type=Path, action="append", default=[], metavar="KERNELS_JSON")
-    parser.add_argument("--markdown", action="store_true", help="print Markdown (as README shows it)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown (as docs/measurement.md shows it)")
     args = parser.parse_args(argv)
     try:
         doc = json.loads(args.results.read_text())

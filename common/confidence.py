@@ -8,7 +8,7 @@ What is resampled, two ways, and the interval is the wider of the two:
   cut into contiguous blocks, and the blocks, from every round, are resampled whole: the
   correlation inside a block is kept, and a slow spell that lasted a block counts as one draw.
 - whole rounds, when there are several. Each round is its own process, started minutes after the
-  last; on this machine medians move more between processes than within one (README's stability
+  last; on this machine medians move more between processes than within one (docs/measurement.md's stability
   table: run twice, block intervals alone held the other run's median in 3 of 17 rows), and only
   resampling rounds sees that. Three rounds alone are too few to rely on, hence the hull.
 """

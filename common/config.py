@@ -149,7 +149,7 @@ class RunConfig:
 
     def run_bytes(self) -> int:
         """What a run holds beyond its framework's import: the working set and the framework's own
-        allowance. Checked against the sweep's measured peaks (README: within 0.74-0.92x of the
+        allowance. Checked against the sweep's measured peaks (docs/measurement.md: within 0.74-0.92x of the
         largest run at every ladder size, an upper estimate)."""
         return self.problem_bytes() + FRAMEWORK_ALLOWANCE_BYTES
 
@@ -201,7 +201,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                    help=f"timed steps after step 1 left out of the statistics (default {d.warmup})")
     g.add_argument("--workers", type=int, default=d.workers,
                    help="data-parallel worker processes of torch DDP / tf.distribute, each on N/W rows of the "
-                        "batch, sharing --threads (default 1; see README)")
+                        "batch, sharing --threads (default 1; see docs/data-parallel.md)")
     m = parser.add_argument_group("minibatch mode (default: the lecture's one full batch, every step)")
     m.add_argument("--samples", "-M", type=int, default=d.samples,
                    help="M, rows in the dataset; each step trains on the next N of them in a shuffled order "
@@ -209,7 +209,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the dataset (default {d.epochs})")
     m.add_argument("--feed", default=d.feed,
                    help=f"how batches reach the step: {', '.join(FEEDS)}; compare.py also takes a comma list or "
-                        f"all (default {d.feed}; see README)")
+                        f"all (default {d.feed}; see docs/feeding-the-data.md)")
     m.add_argument("--loader-workers", type=int, default=d.loader_workers,
                    help="background workers of the prefetch feed: DataLoader num_workers, tf.data parallel "
                         f"calls, NumPy threads (default {d.loader_workers})")

@@ -6,7 +6,7 @@ floor, a few ulps of the loss, covers steps where every reordered run happened t
 bit. The run's `x noise` is the worst step's |loss_k - ref_k| / (noise_k + floor_k): a match
 means x noise <= FACTOR at every step. The final weights are judged the same way, against the
 noise of the reordered runs' weights. FACTOR and the floors were derived by measurement, not
-chosen (README, "Equivalence": the command, the margins of correct runs, the wrong copies caught).
+chosen (docs/equivalence.md: the command, the margins of correct runs, the wrong copies caught).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from common.noise import Reference, weight_error
 
-# Measured with benchmarks/equivalence_margins.py (README, "Equivalence"; docs/equivalence): the
+# Measured with benchmarks/equivalence_margins.py (docs/equivalence.md; docs/equivalence): the
 # largest x noise of any correct implementation and variant (losses or weights, seeds 0-4 at the
 # lecture's size, three more configurations, 2 data-parallel workers) is 1.79 in float32 and 2.17
 # in float64, each at least 3x below FACTOR. In float32 FACTOR cannot be larger: the weakest wrong

@@ -212,7 +212,7 @@ def free_ports(count: int) -> list[int]:
 
 def data_parallel_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict, hosts=None):
     """The commands and environments of a W-worker run on loopback, rank 0 writing `out`;
-    with `hosts` (common.hosts.TwoHosts), README's multi-machine commands, one per host.
+    with `hosts` (common.hosts.TwoHosts), docs/data-parallel.md's multi-machine commands, one per host.
 
     torchrun: one launcher process that starts the W workers (c10d rendezvous on 127.0.0.1).
     tf_config: W processes, each told the whole cluster and its own index through TF_CONFIG.
@@ -250,7 +250,7 @@ RENDEZVOUS_PORT, TF_PORT, JAX_PORT = 29500, 23456, 23457
 
 
 def _two_host_launch(launcher: str, args: list[str], out: Path, cfg: RunConfig, env: dict, hosts):
-    """W workers, W/2 on each of two hosts, started as README's across-machines section says:
+    """W workers, W/2 on each of two hosts, started as docs/data-parallel.md's across-machines section says:
     one torchrun per host (--node-rank), or one process per worker with TF_CONFIG / the JAX
     coordinator naming the hosts' addresses. Gloo and NCCL use each host's own interface;
     TensorFlow's collectives reach the addresses in TF_CONFIG, so it needs no setting."""

@@ -167,7 +167,7 @@ class Trainer(NamedTuple):
 # Steps per block of an asynchronous trainer: one sync and one fetch per block, and the block's
 # time shared by its steps. A sync after every step would forbid what such a framework does in
 # any loop that does not read each loss at once (queue step k+1 while step k runs): at 25, the
-# block's own cost is within the figures' resolution (README, "the clock").
+# block's own cost is within the figures' resolution (docs/measurement.md, the clock).
 ASYNC_BLOCK = 25
 
 

@@ -21,7 +21,7 @@ from implementations import REGISTRY
 # What runs each source's own forward pass, as the registry's exporters name it.
 SOURCE_RUNTIME = {impl.exporter.source: impl.exporter.runtime for impl in REGISTRY.values() if impl.exporter}
 # ONNX Runtime vs the exporting framework on the same fresh input, max |a - b| / max |b|.
-# Measured: README's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
+# Measured: docs/deploy.md's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
 # <= 1e-15; the bounds leave a margin of 10x or more.
 DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
 LOADS = 5  # timed model loads per runtime

@@ -1,12 +1,12 @@
-"""README's measured tables, regenerated from the results committed under docs/.
+"""The measured tables of README and the docs pages, regenerated from the results committed under docs/.
 
-Each table in README.md sits between two markers that name the command printing it:
+Each table in README.md or a docs/*.md page sits between two markers that name the command printing it:
 
     <!-- generated: python compare.py --report-from docs/cpu/results.json -->
     ...what that command prints (in a code block unless it prints Markdown)...
     <!-- end generated -->
 
-python docs/update_readme.py          rewrites README.md's blocks from the commands
+python docs/update_readme.py          rewrites every page's blocks from the commands
 python docs/update_readme.py --check  exits 1 and names each block that differs (tests/test_readme.py)
 """
 
@@ -21,6 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """README and every docs page, the pages that may hold generated tables."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- generated: (?P<command>.+?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
@@ -51,15 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block differs")
     args = parser.parse_args(argv)
-    readme = README.read_text()
-    stale = [command for command, body, now in blocks(readme) if body != now]
-    if args.check:
-        for command in stale:
-            print(f"README.md: the table of `{command}` differs from what it prints now", file=sys.stderr)
-        return 1 if stale else 0
-    README.write_text(BLOCK.sub(lambda m: m[1] + render(m["command"]) + m[4], readme))
-    print(f"README.md: {len(stale)} table(s) regenerated")
-    return 0
+    stale_pages = 0
+    for page in pages():
+        text = page.read_text()
+        stale = [command for command, body, now in blocks(text) if body != now]
+        name = page.relative_to(ROOT)
+        if args.check:
+            for command in stale:
+                print(f"{name}: the table of `{command}` differs from what it prints now", file=sys.stderr)
+        elif stale:
+            page.write_text(BLOCK.sub(lambda m: m[1] + render(m["command"]) + m[4], text))
+            print(f"{name}: {len(stale)} table(s) regenerated")
+        stale_pages += bool(stale)
+    return 1 if args.check and stale_pages else 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ class Implementation:
     # why the harness's own per-step cost is what it is, by variant ("*": every variant), said under
     # the table beside a cost worth noting
     harness_notes: tuple[tuple[str, str], ...] = ()
+    # why a variant ("*": every variant) cannot run inside another program's process (a test
+    # session's), so that tests covering every implementation run it elsewhere, or say why not
+    not_in_process: tuple[tuple[str, str], ...] = ()
+    # the lecture's first rung, the single-process yardstick of --workers (its math is the reference's)
+    first_rung: bool = False
 
     @property
     def framework(self) -> str:
@@ -83,6 +88,10 @@ class Implementation:
         notes = dict(self.harness_notes)
         return notes.get(variant, notes.get("*", ""))
 
+    def why_not_in_process(self, variant: str) -> str:
+        reasons = dict(self.not_in_process)
+        return reasons.get(variant, reasons.get("*", ""))
+
     def variants_of(self, module: str) -> tuple[str, ...]:
         """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
         if module == self.module:
@@ -93,6 +102,13 @@ class Implementation:
 
 
 REGISTRY: dict[str, Implementation] = {}
+
+
+def in_process_cases() -> list[tuple[str, str]]:
+    """Every (implementation, variant) that can run in the caller's process, in table order."""
+    return [(impl.name, variant) for impl in REGISTRY.values() for variant in impl.variants
+            if not impl.why_not_in_process(variant)]
+
 
 # JAX, and every framework on a GPU, is timed in blocks (common.timing.ASYNC_BLOCK)
 ASYNC_NOTE = ("JAX dispatches asynchronously, so its steps are timed in blocks of 25 with one sync and one fetch of "
@@ -112,12 +128,14 @@ def register(impl: Implementation) -> Implementation:
 
 register(Implementation(
     name="numpy", module="implementations.numpy", variants=("manual",), requires=("numpy",), extra=None,
-    versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy"))
+    versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy", first_rung=True))
 register(Implementation(
     name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
     requires=("torch",), extra="torch", versions=("torch",), kernels="torch",
     minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
     distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
+    not_in_process=(("compile", "torch.compile recompiles for every new shape, about 15 s cold each: it is held to the "
+                                "reference at the lecture's size by tests/test_determinism.py and tests/test_pytorch.py"),),
     exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
                       extra="torch,onnx")))
 register(Implementation(
@@ -153,7 +171,11 @@ for _backend in ("tensorflow", "torch", "jax"):
         requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
         versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",), kernels=_backend,
         harness_notes=(("fit", FIT_NOTE),),
-        # the sweep's six idiomatic loops (README) leave keras-torch out
+        # Keras reads KERAS_BACKEND once, at its import: a process holds one backend
+        not_in_process=() if _backend == "tensorflow" else
+        (("*", "Keras takes one backend per process, from KERAS_BACKEND at import, and this one's is tensorflow "
+               "(tests/test_keras.py runs each backend in its own process)"),),
+        # the sweep's six idiomatic loops (docs/measurement.md) leave keras-torch out
         sweep=None if _backend == "torch" else "fit",
         exporter=Exporter(source="keras", runtime="keras-tensorflow",
                           requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx")

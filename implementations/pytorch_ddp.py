@@ -7,7 +7,7 @@ gradients: a comm hook sums them, where DDP's default divides by the world size.
 
 Run alone, one process:  python -m implementations.pytorch_ddp --device cpu
 Two on this machine:     torchrun --nproc-per-node 2 -m implementations.pytorch_ddp --workers 2
-compare.py --workers W launches it with torchrun on 127.0.0.1 (README: across machines).
+compare.py --workers W launches it with torchrun on 127.0.0.1 (docs/data-parallel.md: across machines).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ lecture's loss is a sum over rows), and every worker applies the same update to 
 copy of w1, w2, so the copies stay equal as DDP's do.
 
 Run alone, one process:  python -m implementations.tensorflow_multiworker
-compare.py --workers W starts W workers on 127.0.0.1, each with its TF_CONFIG (README: across
+compare.py --workers W starts W workers on 127.0.0.1, each with its TF_CONFIG (docs/data-parallel.md: across
 machines, the same command on each with that machine's TF_CONFIG).
 """
 

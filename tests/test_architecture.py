@@ -69,3 +69,18 @@ def test_compare_runs_where_every_framework_is_missing(tmp_path):
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert [r["status"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]] == ["ok"]
+
+
+def test_every_implementation_is_covered_in_process_or_names_the_tests_that_run_it_elsewhere():
+    import re
+
+    from implementations import REGISTRY, in_process_cases
+
+    cases = set(in_process_cases())
+    assert {("jax", variant) for variant in REGISTRY["jax"].variants} <= cases  # the fifth way included
+    for impl in REGISTRY.values():
+        for variant in impl.variants:
+            if (impl.name, variant) in cases:
+                continue
+            named = re.findall(r"tests/test_\w+\.py", impl.why_not_in_process(variant))
+            assert named and all((ROOT / path).is_file() for path in named), (impl.name, variant)

@@ -12,7 +12,7 @@ from common.config import RunConfig
 from common.equivalence import FACTOR, judge, x_noise_per_step
 from common.problem import make_problem
 from common.runner import apply_verdict
-from implementations import REGISTRY
+from implementations import in_process_cases
 from tests.conftest import train
 from tests.mutants import MUTANTS, mutant_run
 
@@ -45,7 +45,7 @@ def test_the_noise_grows_as_training_goes_on_and_costs_little(lecture):
 def test_every_wrong_copy_is_a_mismatch_in_the_dtypes_it_must_be(lecture, mutant):
     cfg, problem, reference = lecture
     if cfg.dtype not in mutant.must_catch:
-        pytest.skip(f"{cfg.dtype} rounding noise hides it (README, 'Equivalence': the measured ratios)")
+        pytest.skip(f"{cfg.dtype} rounding noise hides it (docs/equivalence.md: the measured ratios)")
     run = mutant_run(cfg, problem, mutant)
     verdict = judge(run.losses, reference, cfg.dtype, (run.w1, run.w2))
     assert verdict.status == "mismatch", (verdict, mutant.name)
@@ -62,10 +62,8 @@ def test_a_change_at_the_last_step_only_shows_in_the_weights(lecture):
     assert verdict.status == "mismatch" and "final weights" in verdict.error
 
 
-# torch's compile is module's math recompiled (~15 s cold per dtype): it is held to the same check
-# at the lecture's size in tests/test_determinism.py (30 steps) and per variant on a small config.
-IN_PROCESS = [(name, variant) for name in ("numpy", "torch", "tensorflow", "onnx", "keras-tensorflow")
-              for variant in REGISTRY[name].variants if variant != "compile"]
+# Every variant that can run in this process, from the registry (what cannot says why in its entry)
+IN_PROCESS = in_process_cases()
 
 
 @pytest.mark.slow

@@ -111,10 +111,10 @@ def test_the_report_of_a_gpu_campaign_reads_the_rows_the_campaign_writes(rehears
     assert record["bound"]["covers"] and record["bound"]["smallest_margin"] > 1
 
 
-def test_without_a_campaign_the_report_says_so_and_readme_carries_it():
+def test_without_a_campaign_the_report_says_so_and_the_measurement_page_carries_it():
     text = gpu.report(ROOT / "docs" / "gpu")
-    readme = (ROOT / "README.md").read_text()
-    assert "<!-- generated: python benchmarks/gpu.py --report docs/gpu -->" in readme
+    page = (ROOT / "docs" / "measurement.md").read_text()
+    assert "<!-- generated: python benchmarks/gpu.py --report docs/gpu -->" in page
     if not (ROOT / "docs" / "gpu" / "campaign.json").exists():
         assert "no GPU was available for these measurements" in text
 

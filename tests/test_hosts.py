@@ -1,4 +1,4 @@
-"""Data-parallel across two hosts: network namespaces joined by a veth pair (common/hosts.py), README's
+"""Data-parallel across two hosts: network namespaces joined by a veth pair (common/hosts.py), docs/data-parallel.md's
 multi-machine commands run one per host, float64 equality, a host that dies, a link that goes down."""
 
 from __future__ import annotations
@@ -233,10 +233,10 @@ def test_compare_refuses_hosts_it_cannot_make_in_one_line(cli):
 
 
 def _readme_command(start: str) -> list[str]:
-    """README's multi-machine command that begins with `start`, its continuation lines joined."""
+    """The data-parallel page's multi-machine command that begins with `start`, its continuation lines joined."""
     import shlex
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "docs" / "data-parallel.md").read_text()
     begin = text.index(start)
     end = text.index("\n", text.index(" --json out.json", begin))
     return shlex.split(text[begin:end].replace("\\\n", " "))
@@ -247,7 +247,7 @@ def _option_pairs(argv: list[str]) -> set[tuple[str, str]]:
 
 
 def test_the_harness_runs_readmes_multi_machine_commands(tmp_path):
-    """What compare.py --hosts 2 starts on the first host is README's command for it (plus the run's
+    """What compare.py --hosts 2 starts on the first host is docs/data-parallel.md's command for it (plus the run's
     own flags: its config, --no-check, where the weights go)."""
     from common.config import RunConfig
 
@@ -259,7 +259,7 @@ def test_the_harness_runs_readmes_multi_machine_commands(tmp_path):
     readme = [token.replace("HOST0", two.address(0)).replace("HOST", two.address(0)) for token in readme]
     launched = cmds[0][cmds[0].index("torch.distributed.run") + 1:]
     missing = _option_pairs(readme[1:]) - _option_pairs(launched) - {("--json", "out.json")}
-    assert not missing, f"README's torchrun flags the harness does not pass: {missing}"
+    assert not missing, f"the page's torchrun flags the harness does not pass: {missing}"
     assert envs[0]["GLOO_SOCKET_IFNAME"] == two.interfaces[0] and cmds[0][:4] == ["ip", "netns", "exec", two.names[0]]
 
     args = ["implementations.tensorflow_multiworker", "--variant", "multiworker", *config_flags(cfg), "--no-check"]

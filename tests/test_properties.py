@@ -1,9 +1,6 @@
 """Property-based: over small random sizes, seeds, learning rates and step counts, every
-implementation that can run in this process matches the reference in float64.
-
-Not here, and why: torch's `compile` recompiles for every new shape (seconds each; the fixed-size
-tests cover it), and Keras on backends other than this process's (one backend per process;
-tests/test_keras.py runs each in its own process at the lecture's size).
+implementation that can run in this process matches the reference in float64. The cases come from
+the registry; what cannot run here says why in its entry (Implementation.not_in_process).
 """
 
 import math
@@ -18,12 +15,10 @@ from common.config import RunConfig  # noqa: E402
 from common.problem import make_problem  # noqa: E402
 from common import noise  # noqa: E402
 from common.runner import apply_verdict  # noqa: E402
-from implementations import REGISTRY  # noqa: E402
+from implementations import in_process_cases  # noqa: E402
 from tests.conftest import train  # noqa: E402
 
-# Keras runs on the backend this process's KERAS_BACKEND names (default tensorflow).
-IN_PROCESS = ("numpy", "torch", "tensorflow", "onnx", "keras-tensorflow")
-CASES = [(name, v) for name in IN_PROCESS for v in REGISTRY[name].variants if v != "compile"]
+CASES = in_process_cases()
 
 
 @pytest.mark.parametrize("name,variant", CASES, ids=[f"{n}-{v}" for n, v in CASES])

@@ -34,15 +34,28 @@ def test_every_measured_table_is_what_its_command_prints_from_the_committed_resu
     spec = importlib.util.spec_from_file_location("update_readme", ROOT / "docs" / "update_readme.py")
     update_readme = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(update_readme)
-    found = update_readme.blocks((ROOT / "README.md").read_text())
+    found = [(page, *block) for page in update_readme.pages() for block in update_readme.blocks(page.read_text())]
     assert len(found) >= 5  # the float32 table, the sweep, the feeds, data-parallel at two sizes
-    for command, body, now in found:
-        assert body == now, f"README's table of `{command}` is stale: python docs/update_readme.py"
+    for page, command, body, now in found:
+        assert body == now, f"{page.name}'s table of `{command}` is stale: python docs/update_readme.py"
 
 
 def test_the_project_refers_to_nothing_outside_the_repository():
-    for path in [ROOT / "README.md", ROOT / "compare.py", *ROOT.glob("common/*.py"), *ROOT.glob("implementations/*.py"),
+    for path in [ROOT / "README.md", *ROOT.glob("docs/*.md"), ROOT / "compare.py", *ROOT.glob("common/*.py"), *ROOT.glob("implementations/*.py"),
                  *ROOT.glob("deploy/*.py"), *ROOT.glob("tests/*.py")]:
         text = path.read_text()
         # spelled in two pieces so that this file does not find itself
         assert ("shared" + "/") not in text and ("the " + "brief") not in text, path.name
+
+
+def test_readme_is_a_front_page_that_links_every_docs_page_and_every_link_resolves():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", readme))
+    assert set(pages) <= linked, set(pages) - linked
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\((?!https?:)([^)#\s]+)", page.read_text()):
+            assert (page.parent / target).exists(), (page.name, target)
