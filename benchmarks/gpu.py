@@ -301,7 +301,7 @@ def report(folder: Path) -> str:
                 f"`{folder}/README.md` says how to run one on any machine with an NVIDIA GPU.")
     from common.report import ratio_text
     from common.result import load_results
-    from compare import rows_of
+    from common.comparison import rows_of
 
     doc, results = load_results(folder / "compare" / "results.json")
     rows = rows_of(results, doc.get("measurement") or {})

@@ -8,9 +8,10 @@ At module level it imports the standard library and NumPy; SciPy (confidence), M
   equivalence (the rounding noise of correct runs, and the verdict);
 - measuring: timing (the clock, Trainer, the harness's own cost, the one median), roofline and
   yardstick (the peak, the floors, each library's kernels), memory, profiling, confidence;
-- running: runner (one implementation in its process), launch (that process, its threads and
-  every way it ends), hosts (two network namespaces), outdir (one comparison per folder),
-  sweep (the size ladder), ring_model (when data parallelism pays);
+- running: plan (what compare.py's arguments decide, and the runs), comparison (the rounds,
+  profiles, the sweep and the report tail), runner (one implementation in its process), launch
+  (that process, its threads and every way it ends), hosts (two network namespaces), outdir
+  (one comparison per folder), sweep (the size ladder), ring_model (when data parallelism pays);
 - reporting: result (RunResult and its JSON), figures (every number per run), report (table,
   CSV, JSON, report.md), plots.
 """

@@ -1,7 +1,8 @@
 """The two-layer net in NumPy: the lecture's first version, the backward pass written by hand.
 
-- manual: forward, loss, backward and update as common/reference.py writes them (the oracle
-          and this implementation are one code, so a NumPy run matches it bit for bit).
+- manual: forward, loss, backward and update written out, the lecture's first slide. The
+          oracle (common/reference.py) writes the same math apart, so that it judges this file
+          rather than being it; tests/test_reference.py holds the two bit-identical.
 
 Run alone: python -m implementations.numpy --dtype float64 --steps 100
 """
@@ -13,11 +14,17 @@ import numpy as np
 from common import data
 from common.config import RunConfig
 from common.problem import Problem
-from common.reference import sgd_step
 from common.timing import Trainer
 
 
-# --- the network and loss: common/reference.py, the oracle's own code -------------------------
+# --- the network and loss --------------------------------------------------------------------
+
+def forward(x, w1, w2):
+    h = x @ w1
+    h_relu = np.maximum(h, 0)
+    y_pred = h_relu @ w2
+    return h, h_relu, y_pred
+
 
 # --- the step of each variant -----------------------------------------------------------------
 
@@ -25,7 +32,26 @@ def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:
     lr = np.dtype(cfg.dtype).type(cfg.lr)
 
     def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
-        return sgd_step(x, y, w1, w2, lr)  # w1, w2 updated in place
+        nonlocal w1, w2  # `w -= ...` updates them in place, and would otherwise make them local
+        # overflow on a diverging run is reported by the harness as "diverged at step k"
+        with np.errstate(over="ignore", invalid="ignore"):
+            # Forward pass: compute predicted y, and the loss
+            h, h_relu, y_pred = forward(x, w1, w2)
+            loss = np.square(y_pred - y).sum()
+
+            # Backward pass: the gradients of the loss w.r.t. w1 and w2, by hand
+            grad_y_pred = 2.0 * (y_pred - y)
+            grad_w2 = h_relu.T @ grad_y_pred
+            grad_h = grad_y_pred @ w2.T
+            grad_h[h < 0] = 0
+            grad_w1 = x.T @ grad_h
+
+            # Update the weights, in place: a fresh 1000x100 array a step costs more than the matmuls
+            grad_w1 *= lr
+            grad_w2 *= lr
+            w1 -= grad_w1
+            w2 -= grad_w2
+        return loss
 
     return Trainer(step, weights=lambda: (w1.copy(), w2.copy()))
 

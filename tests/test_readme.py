@@ -59,3 +59,16 @@ def test_readme_is_a_front_page_that_links_every_docs_page_and_every_link_resolv
     for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\((?!https?:)([^)#\s]+)", page.read_text()):
             assert (page.parent / target).exists(), (page.name, target)
+
+
+def test_the_side_by_side_page_is_what_the_implementation_files_say_now():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "docs" / "side_by_side.py")
+    side_by_side = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(side_by_side)
+    assert side_by_side.main(["--check"]) == 0, "docs/side-by-side.md is stale: python docs/side_by_side.py"
+    page = (ROOT / "docs" / "side-by-side.md").read_text()
+    for rung in side_by_side.RUNGS:  # every rung's code is on the page, as its file has it today
+        for name in rung.functions:
+            assert side_by_side.source_of(rung.file, name) in page
