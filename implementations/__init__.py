@@ -85,12 +85,10 @@ class Implementation:
         return self.minibatch + engine
 
     def harness_note(self, variant: str) -> str:
-        notes = dict(self.harness_notes)
-        return notes.get(variant, notes.get("*", ""))
+        return _for_variant(self.harness_notes, variant)
 
     def why_not_in_process(self, variant: str) -> str:
-        reasons = dict(self.not_in_process)
-        return reasons.get(variant, reasons.get("*", ""))
+        return _for_variant(self.not_in_process, variant)
 
     def variants_of(self, module: str) -> tuple[str, ...]:
         """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
@@ -99,6 +97,12 @@ class Implementation:
         if self.distributed is not None and module == self.distributed.module:
             return (self.distributed.variant,)
         raise KeyError(f"{module} is not a module of {self.name}")
+
+
+def _for_variant(said: tuple[tuple[str, str], ...], variant: str) -> str:
+    """What a by-variant field says of `variant`: its own entry, else the "*" one, else nothing."""
+    by_variant = dict(said)
+    return by_variant.get(variant, by_variant.get("*", ""))
 
 
 REGISTRY: dict[str, Implementation] = {}
