@@ -273,7 +273,7 @@ def ort_cuda(batch: int) -> dict:
     problem = make_problem(cfg)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        path, forward = export_predict_net(problem.w1, problem.w2, Path(folder))
+        path, forward = export_predict_net(problem.w1, problem.w2, Path(folder), cfg.threads)
         for provider in ("CPUExecutionProvider", "CUDAExecutionProvider"):
             session = ort.InferenceSession(str(path), providers=[provider])
             if provider not in session.get_providers():

@@ -15,11 +15,12 @@ import numpy as np
 from common.config import CliParser, ConfigError, add_config_args, config_from_args
 from common.problem import make_serving_batch
 from common.timing import median, step_stats, time_calls
-from deploy.export import EXPORTERS, save_native
+from deploy import export
 from implementations import REGISTRY
 
-# What runs each source's own forward pass, as the registry's exporters name it.
-SOURCE_RUNTIME = {impl.exporter.source: impl.exporter.runtime for impl in REGISTRY.values() if impl.exporter}
+# The registry's exporters whose export and native functions (deploy/export.py) this module runs.
+EXPORTERS = {impl.exporter.source: impl.exporter for impl in REGISTRY.values()
+             if impl.exporter is not None and impl.exporter.export is not None}
 # ONNX Runtime vs the exporting framework on the same fresh input, max |a - b| / max |b|.
 # Measured: docs/deploy.md's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
 # <= 1e-15; the bounds leave a margin of 10x or more.
@@ -62,7 +63,7 @@ class DeployRow:
     iqr_s: float
     max_rel_err: float | None  # against the source's own forward pass; None: the source itself
     # the runtime's model load, from the file to ready to run (median of LOADS), and that file's size;
-    # a source framework loads its own saved format (export.save_native)
+    # a source framework loads its own saved format (its native function in deploy/export.py)
     load_s: float | None = None
     model_bytes: int | None = None
 
@@ -78,20 +79,21 @@ def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir:
 
     from implementations.onnx_support import session_options
 
-    path, forward = EXPORTERS[source](w1, w2, model_dir)
+    exporter = EXPORTERS[source]
+    path, forward = getattr(export, exporter.export)(w1, w2, model_dir, threads)
     open_session = lambda: ort.InferenceSession(str(path), session_options(threads),  # noqa: E731
                                                 providers=["CPUExecutionProvider"])
     session = open_session()
-    native_path, native_load = save_native(source, w1, w2, model_dir)
+    native_path, native_load = getattr(export, exporter.native)(w1, w2, model_dir)
     loaded = {"onnxruntime": (load_time_s(open_session), onnx_size_bytes(path)),
-              SOURCE_RUNTIME[source]: (load_time_s(native_load), native_path.stat().st_size)}
+              exporter.runtime: (load_time_s(native_load), native_path.stat().st_size)}
     name = session.get_inputs()[0].name
     rows, source_out = [], {}
     for batch in dict.fromkeys((1, len(x))):
         xb = np.ascontiguousarray(x[:batch])
         source_out[str(batch)] = forward(xb)
         err = max_rel_diff(session.run(None, {name: xb})[0], source_out[str(batch)])
-        runtimes = {"onnxruntime": lambda: session.run(None, {name: xb}), SOURCE_RUNTIME[source]: lambda: forward(xb)}
+        runtimes = {"onnxruntime": lambda: session.run(None, {name: xb}), exporter.runtime: lambda: forward(xb)}
         for runtime, call in runtimes.items():
             stats = step_stats(time_calls(call, 1 + warmup + repeats), warmup)
             rows.append(DeployRow(model=path.name, source=source, runtime=runtime, batch=batch, dtype=str(x.dtype),
@@ -135,10 +137,6 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg, w1, w2 = parse_child("python -m deploy.bench", __doc__.splitlines()[0], argv, sorted(EXPORTERS))
     from threadpoolctl import threadpool_limits
 
-    if args.source == "torch":
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     with threadpool_limits(limits=cfg.threads):
         rows = bench(args.source, w1, w2, make_serving_batch(cfg), args.model_dir, cfg.threads, args.repeats,
                      cfg.warmup)

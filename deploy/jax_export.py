@@ -1,6 +1,6 @@
 """The Caffe2 idea in JAX: the trained forward pass serialized with jax.export, served elsewhere.
 
-python -m deploy.jax_export --weights w.npz --model-dir models/ --json rows.json
+python -m deploy.jax_export --source jax --weights w.npz --model-dir models/ --json rows.json
 
 Writes models/jax_export.stablehlo (StableHLO bytes with a symbolic batch dimension), times the
 source (the same forward jitted in this process) at batch 1 and N, and serves the file with
@@ -27,6 +27,7 @@ from common.timing import step_stats, time_calls  # noqa: E402
 from deploy.bench import DeployRow, max_rel_diff, parse_child  # noqa: E402
 
 MODEL = "jax_export.stablehlo"
+SOURCE = "jax"  # the registry's Exporter.source of the entry whose child this is
 
 
 def export(w1: np.ndarray, w2: np.ndarray, path: Path):
@@ -67,18 +68,18 @@ def rows(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir: Path, threads
         xb = np.ascontiguousarray(x[:batch])
         want = np.asarray(forward(xb))
         source = step_stats(time_calls(lambda: forward(xb).block_until_ready(), 1 + warmup + repeats), warmup)
-        found.append(DeployRow(model=MODEL, source="jax", runtime="jax", batch=batch, dtype=str(x.dtype),
+        found.append(DeployRow(model=MODEL, source=SOURCE, runtime="jax", batch=batch, dtype=str(x.dtype),
                                median_s=source.median_s, iqr_s=source.iqr_s, max_rel_err=None))
         y, times, load_s = serve(path, xb, 1 + warmup + repeats, threads)
         served = step_stats(times, warmup)
-        found.append(DeployRow(model=MODEL, source="jax", runtime="jax.export (fresh process)", batch=batch,
+        found.append(DeployRow(model=MODEL, source=SOURCE, runtime="jax.export (fresh process)", batch=batch,
                                dtype=str(x.dtype), median_s=served.median_s, iqr_s=served.iqr_s,
                                max_rel_err=max_rel_diff(y, want), load_s=load_s, model_bytes=size))
     return found
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, cfg, w1, w2 = parse_child("python -m deploy.jax_export", __doc__.splitlines()[0], argv)
+    args, cfg, w1, w2 = parse_child("python -m deploy.jax_export", __doc__.splitlines()[0], argv, [SOURCE])
     from implementations import jax_support
 
     jax_support.bound_threads(cfg.threads)

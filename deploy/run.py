@@ -93,25 +93,8 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
                   f"({trained.error})")
             return DeployReport(trained.name, failed=[f"training: {trained.status}"])
         found = DeployReport(trained.name)
-        for exporter in (e.exporter for e in REGISTRY.values() if e.exporter is not None):
-            missing = [name for name in exporter.requires if find_spec(name) is None]
-            if missing:
-                found.skipped.append(f"{exporter.source}: skipped, {', '.join(missing)} not installed: "
-                                     f"pip install -e '.[{exporter.extra}]'")
-                continue
-            print(f"exporting and timing {exporter.source} ...", file=sys.stderr, flush=True)
-            rows_file = Path(tmp) / f"{exporter.source}.json"
-            cmd = [sys.executable, "-m", "deploy.bench", "--source", exporter.source, "--weights", str(weights),
-                   "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(rows_file)]
-            env = child_env(cfg, {"KERAS_BACKEND": "tensorflow"})
-            code, _, stderr = run_captured(cmd, env, timeout_s, stdout=False)
-            if code != 0 or not rows_file.exists():
-                why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
-                       else (stderr.strip().splitlines() or ["no output"])[-1])
-                found.failed.append(f"{exporter.source}: failed: {why}")
-                continue
-            found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
-        _export_jax(cfg, model_dir, weights, found, timeout_s, Path(tmp))
+        for owner in (e for e in REGISTRY.values() if e.exporter is not None):
+            _export(owner, cfg, model_dir, weights, found, timeout_s, Path(tmp))
         _serve_with_node(cfg, model_dir, weights, found)
         _serve_in_browser(cfg, model_dir, found, timeout_s, out / "web.png" if out else None)
 
@@ -129,26 +112,28 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
     return found
 
 
-def _export_jax(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport, timeout_s: float,
-                tmp: Path) -> None:
-    """The trained forward pass as jax.export's StableHLO, served in a fresh process (deploy/jax_export.py)."""
-    if find_spec("jax") is None:
-        found.skipped.append("jax.export: skipped, jax not installed: pip install -e '.[jax]'")
+def _export(owner, cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport, timeout_s: float,
+            tmp: Path) -> None:
+    """One registry entry's exporter, in its own child (its Exporter.child, with the entry's environment:
+    Keras' backend): its rows into `found`, or why there are none."""
+    exporter = owner.exporter
+    missing = [name for name in exporter.requires if find_spec(name) is None]
+    if missing:
+        found.skipped.append(f"{exporter.source}: skipped, {', '.join(missing)} not installed: "
+                             f"pip install -e '.[{exporter.extra}]'")
         return
-    print("exporting and timing jax ...", file=sys.stderr, flush=True)
-    rows_file = tmp / "jax.json"
-    cmd = [sys.executable, "-m", "deploy.jax_export", "--weights", str(weights), "--model-dir", str(model_dir),
-           *config_flags(cfg), "--json", str(rows_file)]
-    code, _, stderr = run_captured(cmd, child_env(cfg, {}), timeout_s, stdout=False)
+    print(f"exporting and timing {exporter.source} ...", file=sys.stderr, flush=True)
+    rows_file = tmp / f"{exporter.source}.json"
+    cmd = [sys.executable, "-m", exporter.child, "--source", exporter.source, "--weights", str(weights),
+           "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(rows_file)]
+    code, _, stderr = run_captured(cmd, child_env(cfg, dict(owner.env)), timeout_s, stdout=False)
     if code != 0 or not rows_file.exists():
         why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
                else (stderr.strip().splitlines() or ["no output"])[-1])
-        found.failed.append(f"jax.export: failed: {why}")
+        found.failed.append(f"{exporter.source}: failed: {why}")
     else:
         found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
-    if find_spec("jax2onnx") is None:
-        found.skipped.append("jax2onnx: skipped, not installed and not in the jax extra (it brings equinox, "
-                             "huggingface_hub and netron among others); pip install jax2onnx to add its ONNX export")
+    found.skipped += [f"{package}: skipped, {why}" for package, why in exporter.optional if find_spec(package) is None]
 
 
 def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport) -> None:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the harness is b
 from common.comparison import rows_of  # noqa: E402
 from common.equivalence import FACTOR  # noqa: E402
 from common.result import load_results  # noqa: E402
+from implementations import ALIASES, REGISTRY  # noqa: E402
 
 CPU = "docs/cpu/results.json"
 FLOAT64 = "docs/cpu-float64/results.json"
@@ -41,7 +42,9 @@ def findings() -> list[str]:
     kernels_of = measurement["kernels_of"]
 
     closest = min(cpu, key=lambda f: f.x_floor)
-    keras = [f for f in cpu if f.framework in ("keras-tensorflow", "keras-torch")]
+    keras = [f for f in cpu if f.framework in ALIASES["keras"]]
+    slowest_keras = max(keras, key=lambda f: f.x_shape_floor)
+    numpy_blas = next(impl.kernels for impl in REGISTRY.values() if impl.first_rung)
     by_kernels = sorted(cpu, key=lambda f: f.x_kernels)
     fast, slow = by_kernels[0], by_kernels[-1]
     costly = [f for f in cpu if f.harness_cost is not None and abs(f.harness_cost) > HARNESS_LIMIT]
@@ -57,13 +60,14 @@ def findings() -> list[str]:
         ". In float64 every deliberately wrong copy of the reference is caught, even a learning rate off at the "
         "last step only; in float32 some hide in the rounding noise ([equivalence](docs/equivalence.md)).",
         f"2. **At the lecture's size, overhead decides, not arithmetic.** No run of `{CPU}` reaches the compute "
-        f"floor: the closest is `{closest.framework}/{closest.variant}` at {closest.x_floor:.2f}x it, and Keras on "
-        f"TensorFlow and on torch is {span([f.x_shape_floor for f in keras], '{:.1f}')}x the shape floor, "
-        f"{span([f.x_overhead for f in keras], '{:.1f}')}x its own kernels ([measurement](docs/measurement.md)).",
+        f"floor: the closest is `{closest.framework}/{closest.variant}` at {closest.x_floor:.2f}x it. Keras, on its "
+        f"{len({f.framework for f in keras})} backends, is {span([f.x_shape_floor for f in keras], '{:.1f}')}x the shape floor, and "
+        f"its slowest row, `{slowest_keras.framework}/{slowest_keras.variant}`, spends {slowest_keras.x_overhead:.1f}x "
+        "its own kernels' time per step ([measurement](docs/measurement.md)).",
         f"3. **The kernels differ too.** The same five matmuls and elementwise work take {fast.x_kernels:.2f}x "
         f"({kernels_of[fast.framework]}) to {slow.x_kernels:.2f}x ({kernels_of[slow.framework]}) the fastest "
         f"library's time; the machine's peak is {measurement['peak_library']}'s matmul, "
-        f"{measurement['peak_gflops']:.0f} GFLOP/s, against {libraries['numpy']['peak_gflops']:.0f} for NumPy's "
+        f"{measurement['peak_gflops']:.0f} GFLOP/s, against {libraries[numpy_blas]['peak_gflops']:.0f} for NumPy's "
         "BLAS as this machine configures it.",
         "4. **A compiled graph pays up front.** " + " and ".join(
             f"`{f.framework}/{f.variant}` takes {f.setup_s:.1f} s of setup" for f in compiled) +

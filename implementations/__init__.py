@@ -30,12 +30,20 @@ class Distributed:
 
 @dataclass(frozen=True, kw_only=True)
 class Exporter:
-    """How compare.py --deploy turns this framework's trained weights into an .onnx file."""
+    """How compare.py --deploy serializes this framework's trained weights and serves them."""
 
-    source: str  # the key of deploy/export.py's EXPORTERS
+    source: str  # what the deploy table's rows name as their source (deploy.bench --source)
     runtime: str  # what runs the source's own forward pass in the deploy table
     requires: tuple[str, ...]  # importable packages the exporter needs
     extra: str  # pip extra that installs them
+    # the child that exports and times it; deploy.bench calls export and native, functions of
+    # deploy/export.py: (w1, w2, model_dir, threads) -> the .onnx and the source's forward pass, and
+    # the source's own saved format and its load()
+    child: str = "deploy.bench"
+    export: str | None = None
+    native: str | None = None
+    # packages that would add a row, said under the deploy table when missing: (package, why it is not here)
+    optional: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +149,7 @@ register(Implementation(
     not_in_process=(("compile", "torch.compile recompiles for every new shape, about 15 s cold each: it is held to the "
                                 "reference at the lecture's size by tests/test_determinism.py and tests/test_pytorch.py"),),
     exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
-                      extra="torch,onnx")))
+                      extra="torch,onnx", export="export_torch", native="native_torch")))
 register(Implementation(
     name="tensorflow", module="implementations.tensorflow_graphs",
     variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
@@ -154,7 +162,8 @@ register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
-    exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx")))
+    exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
+                      export="export_predict_net", native="native_predict_net")))
 
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
@@ -165,7 +174,11 @@ register(Implementation(
                             # measured: its workers wait until --timeout, never connected
                             single_host="JAX's gloo collectives take each process's address from the machine's "
                                         "hostname, which both hosts here share and which resolves outside them; "
-                                        "jax.distributed has no setting for the interface")))
+                                        "jax.distributed has no setting for the interface"),
+    # the Caffe2 idea in JAX: jax.export's StableHLO, served in a fresh process (deploy/jax_export.py)
+    exporter=Exporter(source="jax", runtime="jax", requires=("jax",), extra="jax", child="deploy.jax_export",
+                      optional=(("jax2onnx", "not in the jax extra (it brings equinox, huggingface_hub and netron "
+                                             "among others); pip install jax2onnx to add its ONNX export"),))))
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.
@@ -182,7 +195,8 @@ for _backend in ("tensorflow", "torch", "jax"):
         # the sweep's six idiomatic loops (docs/measurement.md) leave keras-torch out
         sweep=None if _backend == "torch" else "fit",
         exporter=Exporter(source="keras", runtime="keras-tensorflow",
-                          requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx")
+                          requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx",
+                          export="export_keras", native="native_keras")
         if _backend == "tensorflow" else None))
 
 ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}

@@ -84,3 +84,45 @@ def test_every_implementation_is_covered_in_process_or_names_the_tests_that_run_
                 continue
             named = re.findall(r"tests/test_\w+\.py", impl.why_not_in_process(variant))
             assert named and all((ROOT / path).is_file() for path in named), (impl.name, variant)
+
+
+def _own_modules(impl) -> set[str]:
+    """The modules the registry declares as one framework's own: its implementation, its
+    data-parallel engine, its deploy child (when that is not the shared deploy.bench)."""
+    own = {impl.module}
+    if impl.distributed is not None:
+        own.add(impl.distributed.module)
+    if impl.exporter is not None and impl.exporter.child != "deploy.bench":
+        own.add(impl.exporter.child)
+    return own
+
+
+def _named_by_hand(source: str, module: str) -> list[int]:
+    """The lines of `source` (the module `module`) where a string equals a registered framework's name
+    (or an alias, "keras") that is not this module's own framework."""
+    from implementations import ALIASES, REGISTRY
+
+    names = set(REGISTRY) | set(ALIASES)
+    own = {own_module: impl.name for impl in REGISTRY.values() for own_module in _own_modules(impl)}
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and node.value in names and own.get(module) != node.value)
+
+
+def test_no_framework_is_named_by_hand_outside_the_registry_and_its_own_modules():
+    """What varies by framework is a registry field, never a name compared by hand: a string equal to a
+    registered framework's name may appear only in implementations/__init__.py and in that framework's
+    own modules. Not read: implementations/ (the frameworks' shared support modules name the backends
+    they serve), benchmarks/ (each measures named libraries on purpose, apart from the suite's own code:
+    peak_check.py is the yardstick's independent check) and docs/*.py (they write prose about named rows
+    of committed results)."""
+    files = [ROOT / "compare.py", *(ROOT / "common").glob("*.py"), *(ROOT / "deploy").glob("*.py")]
+    assert len(files) > 25
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in files
+             for line in _named_by_hand(path.read_text(), ".".join(path.relative_to(ROOT).with_suffix("").parts))]
+    assert found == []
+
+
+def test_the_name_check_finds_a_name_compared_by_hand_and_allows_a_framework_its_own():
+    code = 'def threads(source):\n    if source == "torch":\n        return 1\n    return "jax"\n'
+    assert _named_by_hand(code, "common.anything") == [2, 4]
+    assert _named_by_hand(code, "deploy.jax_export") == [2]  # jax's deploy child may name jax

@@ -76,7 +76,7 @@ def test_keras_export_through_its_own_exporter(tmp_path):
 
 def test_predict_net_takes_any_batch_size(tmp_path):
     cfg, (w1, w2) = trained_weights()
-    path, forward = export_predict_net(w1, w2, tmp_path)
+    path, forward = export_predict_net(w1, w2, tmp_path, 1)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 3, 200):
         x = np.random.default_rng(batch).standard_normal((batch, cfg.d_in)).astype(np.float32)
@@ -97,7 +97,7 @@ def node_ready():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_node_serves_predict_net_exactly_as_python_onnx_runtime(tmp_path, node_ready, dtype):
     cfg, (w1, w2) = trained_weights(dtype)
-    path, _ = export_predict_net(w1, w2, tmp_path)
+    path, _ = export_predict_net(w1, w2, tmp_path, 1)
     x = make_serving_batch(cfg)
     python_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     node_out, times, load_s = node.serve(path, x, repeats=3)
@@ -137,7 +137,7 @@ def test_jax_export_is_served_in_a_fresh_process_as_the_source_computes_it(tmp_p
     cfg, (w1, w2) = trained_weights(dtype)
     np.savez(tmp_path / "w.npz", w1=w1, w2=w2)
     out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, "-m", "deploy.jax_export", "--weights", str(tmp_path / "w.npz"),
+    proc = subprocess.run([sys.executable, "-m", "deploy.jax_export", "--source", "jax", "--weights", str(tmp_path / "w.npz"),
                            "--model-dir", str(tmp_path), "--dtype", dtype, "--repeats", "3", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

@@ -38,11 +38,11 @@ def exported(tmp_path, dtype):
     """The trained net as predict_net.onnx and, where torch is installed, torch.onnx.export's file
     (its weights in external data, which the page fetches too)."""
     cfg, (w1, w2) = trained_weights(dtype)
-    models = [export_predict_net(w1, w2, tmp_path)[0]]
+    models = [export_predict_net(w1, w2, tmp_path, 1)[0]]
     if installed("torch"):
         from deploy.export import export_torch
 
-        models.append(export_torch(w1, w2, tmp_path)[0])
+        models.append(export_torch(w1, w2, tmp_path, 1)[0])
     return cfg, models
 
 
@@ -73,7 +73,7 @@ def test_the_page_in_headless_chromium_computes_what_python_onnx_runtime_compute
 
 def test_a_corrupt_model_fails_alone_and_the_others_still_run(tmp_path, browser_ready):
     cfg, (w1, w2) = trained_weights()
-    good, _ = export_predict_net(w1, w2, tmp_path)
+    good, _ = export_predict_net(w1, w2, tmp_path, 1)
     bad = tmp_path / "corrupt.onnx"
     bad.write_bytes(b"not an onnx model")
     pages = web.serve_in_browser(tmp_path, [bad, good], make_serving_batch(cfg), (1,), 2, 0, 300)
