@@ -227,6 +227,11 @@ def _stop(batches) -> None:
 
 MIN_HARNESS_BLOCK = 25  # steps per block of harness_cost
 MIN_HARNESS_PAIRS = 4  # fewer, and one noisy block decides the median
+# Pairs per run, as many as MIN_HARNESS_BLOCK allows up to this: for the same steps, 20 pairs of 25
+# gave a median whose spread over six repeats was 2.3 points, against 4.1 for 10 pairs of 50
+# (tensorflow/optimizer at the lecture's size, 2 cores): a neighbour's burst spoils one short pair,
+# and the median of more pairs shrugs it off.
+HARNESS_PAIRS = 20
 
 
 def run_bare(trainer: Trainer, steps: int) -> None:
@@ -254,7 +259,7 @@ class HarnessCost(NamedTuple):
     pair_costs: list[float]
 
 
-def harness_cost(trainer: Trainer, steps: int, pairs: int = 10) -> HarnessCost | None:
+def harness_cost(trainer: Trainer, steps: int, pairs: int = HARNESS_PAIRS) -> HarnessCost | None:
     """What the per-step measurement costs: bare seconds per step and lapped / bare - 1.
 
     Blocks of steps timed as the harness times them (a lap, a loss fetch, Keras' callback and

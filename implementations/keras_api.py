@@ -133,7 +133,8 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
             model.fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False,
                       callbacks=[MarkingClockCallback(clock)])
         else:  # data time needs each batch's begin against the step before's end, in one thread
-            model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[ClockCallback(clock, minibatch=True)])
+            model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                      callbacks=[ClockCallback(clock, minibatch=True)])
 
     plain = {}
 

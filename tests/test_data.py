@@ -16,6 +16,8 @@ from common.equivalence import FACTOR, judge
 from common.problem import make_problem
 from common.reference import reference_losses
 from common.runner import apply_verdict
+from common.timing import time_steps
+from implementations import REGISTRY
 from tests.conftest import small_config, train
 
 
@@ -180,3 +182,19 @@ def test_compare_refuses_bad_minibatch_flags_in_one_line(cli, args, message):
     proc = cli("compare.py", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, variant", [(impl.name, variant) for impl in REGISTRY.values()
+                                           for variant in impl.minibatch if not impl.why_not_in_process(variant)])
+def test_a_minibatch_run_asked_for_fewer_steps_than_its_feed_holds_takes_that_many(name, variant):
+    """harness_cost times blocks shorter than the run against bare blocks of the same length: a
+    trainer whose own loop ran the whole feed instead (Keras fit did) would read as a cost of 300%."""
+    import importlib
+
+    impl = REGISTRY[name]
+    if impl.missing():
+        pytest.skip(f"{', '.join(impl.missing())} not installed")
+    cfg = minibatch_config()
+    trainer = importlib.import_module(impl.module).build(cfg, make_problem(cfg), variant)
+    block = cfg.steps_per_epoch - 1
+    assert len(time_steps(trainer, block, setup_step=False).losses) == block
