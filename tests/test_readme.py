@@ -72,3 +72,19 @@ def test_the_side_by_side_page_is_what_the_implementation_files_say_now():
     for rung in side_by_side.RUNGS:  # every rung's code is on the page, as its file has it today
         for name in rung.functions:
             assert side_by_side.source_of(rung.file, name) in page
+
+
+def test_the_decision_table_names_registered_variants_and_reads_every_file_it_cites():
+    import importlib.util
+
+    from implementations import REGISTRY
+
+    spec = importlib.util.spec_from_file_location("choosing", ROOT / "docs" / "choosing.py")
+    choosing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choosing)
+    registered = {f"{impl.name}/{variant}" for impl in REGISTRY.values() for variant in impl.variants}
+    assert choosing.HAND_WRITTEN_GRADIENTS <= registered
+    table = choosing.table()
+    for cited in (choosing.CPU, choosing.SWEEP, choosing.DEPLOY, *choosing.WORKERS):
+        assert (ROOT / cited).is_file() and f"`{cited}`" in table
+    assert len(table.splitlines()) == 2 + 6  # header, rule, one row per need

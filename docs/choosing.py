@@ -1,0 +1,166 @@
+"""The decision table for engineers: one row per need, its pick, and the committed figure behind it.
+
+python docs/choosing.py   prints the table as Markdown (docs/choosing.md holds it between generated
+markers); every figure is read from the committed result the row names, nothing is run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the harness is beside docs/
+
+from common.comparison import rows_of  # noqa: E402
+from common.result import load_results  # noqa: E402
+
+CPU = "docs/cpu/results.json"
+SWEEP = "docs/sweep/results.json"
+DEPLOY = "docs/deploy/deploy.json"
+WORKERS = ("docs/workers/results.json", "docs/workers-large/results.json")
+# The variants whose backward pass is written by hand (docs/side-by-side.md): the lecture's NumPy and
+# tensors rungs, JAX's manual step, ONNX's hand-built training graphs. Not what one prototypes with.
+HAND_WRITTEN_GRADIENTS = {"numpy/manual", "torch/tensors", "jax/manual", "onnx/step", "onnx/loop"}
+
+
+def derives_gradients(f) -> bool:
+    return f"{f.framework}/{f.variant}" not in HAND_WRITTEN_GRADIENTS
+
+
+def figures(path: str):
+    doc, results = load_results(ROOT / path)
+    return [f for f in rows_of(results, doc.get("measurement") or {}) if f.status == "ok"]
+
+
+def name(f) -> str:
+    return f"`{f.framework}/{f.label}`"
+
+
+def ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.3f} ms"
+
+
+def interval(f) -> str:
+    return f"95% CI {ms(f.median_low_s)}-{ms(f.median_high_s)}" if f.median_low_s is not None else "no interval"
+
+
+def next_after(rows, best):
+    rest = sorted((f for f in rows if f is not best), key=lambda f: f.median_s)
+    return rest[0] if rest else None
+
+
+def runner_up(rows, best) -> str:
+    second = next_after(rows, best)
+    if second is None:
+        return ""
+    told = "cannot be told apart" if second.same_as_fastest else "is slower beyond its interval"
+    return f"; next {name(second)} at {second.x_fastest:.2f}x, which {told}"
+
+
+def lecture_size(cpu) -> list[str]:
+    best = min(cpu, key=lambda f: f.median_s)
+    derived = [f for f in cpu if derives_gradients(f)]
+    best_derived = min(derived, key=lambda f: f.median_s)
+    return ["the lecture's size (64x1000x100x10), fastest step",
+            f"{name(best)}, {ms(best.median_s)} a step ({interval(best)}){runner_up(cpu, best)}. With gradients "
+            f"derived for you: {name(best_derived)}, {best_derived.x_fastest:.2f}x",
+            f"`{CPU}`, `median ms`, `x fastest`"]
+
+
+def prototyping(cpu) -> list[str]:
+    derived = [f for f in cpu if derives_gradients(f)]
+    quickest = min(derived, key=lambda f: f.to_first_step_s)
+    slowest = max(derived, key=lambda f: f.to_first_step_s)
+    return ["prototyping: an edit, a run, an answer",
+            f"{name(quickest)}: {quickest.to_first_step_s:.1f} s from process start to its first step, against "
+            f"{slowest.to_first_step_s:.1f} s for {name(slowest)}; eager, so every line runs as written",
+            f"`{CPU}`, `to 1st step s`"]
+
+
+def large_sizes(sweep) -> list[str]:
+    largest = max(f.config.flops_per_step() for f in sweep)
+    top = [f for f in sweep if f.config.flops_per_step() == largest]
+    best = min(top, key=lambda f: f.median_s)
+    c = best.config
+    return [f"large sizes ({c.batch}x{c.d_in}x{c.hidden}x{c.d_out}, the sweep's largest)",
+            f"{name(best)}, {ms(best.median_s)} a step, {best.gflops:.0f} GFLOP/s, {best.x_floor:.2f}x the compute "
+            f"floor{runner_up(top, best)}: the kernel library sets the pace there",
+            f"`{SWEEP}`, `x floor`, `x kernels`"]
+
+
+def deploy_rows():
+    doc = json.loads((ROOT / DEPLOY).read_text())
+    return doc["rows"], doc["config"]["batch"]
+
+
+def fastest(rows, batch, where=lambda r: True):
+    candidates = [r for r in rows if r["batch"] == batch and where(r)]
+    return min(candidates, key=lambda r: r["median_s"]) if candidates else None
+
+
+def us(row) -> str:
+    return f"{1e6 * row['median_s']:.1f} us"
+
+
+def serving(rows, batch) -> list[str]:
+    one, many = fastest(rows, 1), fastest(rows, batch)
+    served = fastest(rows, batch, lambda r: r["max_rel_err"] is not None)
+    return ["serving latency, from Python",
+            f"batch 1: {one['runtime']} ({one['model']}), {us(one)}; batch {batch}: {many['runtime']} "
+            f"({many['model']}), {us(many)}" + (f"; of exported files, {served['runtime']} on {served['model']}, "
+                                                f"{us(served)}" if served is not many else ""),
+            f"`{DEPLOY}`, `median us`"]
+
+
+def outside_python(rows, batch) -> list[str]:
+    node = [r for r in rows if r["runtime"] == "onnxruntime-node"]
+    web = [r for r in rows if r["runtime"].startswith("onnxruntime-web")]
+    cells = []
+    for label, found in (("Node", node), ("the browser", web)):
+        if found:
+            one, many = fastest(found, 1), fastest(found, batch)
+            cells.append(f"{label}: {one['runtime']}, {us(one)} at batch 1 and {us(many)} at {batch}")
+    return ["the browser or Node, and serving with no Python in the process",
+            "; ".join(cells) + ", the same .onnx files as Python's, each within its bound; a C++ runner is not "
+                               "measured here yet",
+            f"`{DEPLOY}`, rows `onnxruntime-node` and `onnxruntime-web`"]
+
+
+def several_workers() -> list[str]:
+    cells = []
+    for path in WORKERS:
+        rows = figures(path)
+        scaled = [f for f in rows if f.world_size > 1 and f.x_one_worker is not None]
+        if not scaled:
+            continue
+        c = rows[0].config
+        best = min(scaled, key=lambda f: f.x_one_worker)
+        cells.append(f"{c.batch}x{c.d_in}x{c.hidden}x{c.d_out}: the best of {len(scaled)} engines, {name(best)}, "
+                     f"takes {best.x_one_worker:.2f}x one worker's step, collectives {best.comm_share:.0%} of it")
+    return ["several processes or machines",
+            "on one machine's shared cores, none pays: " + "; ".join(cells) +
+            ". Data parallelism pays only with more cores or devices per worker (the ring model in "
+            "[data-parallel](data-parallel.md))",
+            " and ".join(f"`{p}`" for p in WORKERS) + ", `x 1 worker`, `comm %`"]
+
+
+def table() -> str:
+    cpu, sweep = figures(CPU), figures(SWEEP)
+    rows, batch = deploy_rows()
+    body = [lecture_size(cpu), prototyping(cpu), large_sizes(sweep), serving(rows, batch),
+            outside_python(rows, batch), several_workers()]
+    lines = ["| need | pick, as measured | from |", "|---|---|---|"]
+    lines += [f"| {need} | {pick} | {source} |" for need, pick, source in body]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print("Each row is read from the committed result it names (`python docs/choosing.py`).\n")
+    print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
