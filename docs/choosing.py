@@ -63,7 +63,8 @@ def lecture_size(cpu) -> list[str]:
     best = min(cpu, key=lambda f: f.median_s)
     derived = [f for f in cpu if derives_gradients(f)]
     best_derived = min(derived, key=lambda f: f.median_s)
-    return ["the lecture's size (64x1000x100x10), fastest step",
+    c = best.config
+    return [f"the lecture's size ({c.batch}x{c.d_in}x{c.hidden}x{c.d_out}), fastest step",
             f"{name(best)}, {ms(best.median_s)} a step ({interval(best)}){runner_up(cpu, best)}. With gradients "
             f"derived for you: {name(best_derived)}, {best_derived.x_fastest:.2f}x",
             f"`{CPU}`, `median ms`, `x fastest`"]
