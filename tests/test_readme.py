@@ -84,7 +84,9 @@ def test_the_decision_table_names_registered_variants_and_reads_every_file_it_ci
     spec.loader.exec_module(choosing)
     registered = {f"{impl.name}/{variant}" for impl in REGISTRY.values() for variant in impl.variants}
     assert choosing.HAND_WRITTEN_GRADIENTS <= registered
-    table = choosing.table()
+    # The page as committed (tests/test_readme.py's slow check holds it equal to what the script prints now)
+    page = (ROOT / "docs" / "choosing.md").read_text()
+    block = page.split("<!-- generated: python docs/choosing.py -->", 1)[1].split("<!-- end generated -->", 1)[0]
     for cited in (choosing.CPU, choosing.SWEEP, choosing.DEPLOY, *choosing.WORKERS):
-        assert (ROOT / cited).is_file() and f"`{cited}`" in table
-    assert len(table.splitlines()) == 2 + 6  # header, rule, one row per need
+        assert (ROOT / cited).is_file() and f"`{cited}`" in block
+    assert len([line for line in block.splitlines() if line.startswith("| ")]) == 1 + 6  # header, one row per need
