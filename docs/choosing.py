@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the harness is b
 
 from common.comparison import rows_of  # noqa: E402
 from common.result import load_results  # noqa: E402
+from common.sweep import size_label  # noqa: E402
 
 CPU = "docs/cpu/results.json"
 SWEEP = "docs/sweep/results.json"
@@ -46,32 +47,25 @@ def interval(f) -> str:
     return f"95% CI {ms(f.median_low_s)}-{ms(f.median_high_s)}" if f.median_low_s is not None else "no interval"
 
 
-def next_after(rows, best):
-    rest = sorted((f for f in rows if f is not best), key=lambda f: f.median_s)
-    return rest[0] if rest else None
-
-
 def runner_up(rows, best) -> str:
-    second = next_after(rows, best)
-    if second is None:
+    rest = [f for f in rows if f is not best]
+    if not rest:
         return ""
+    second = min(rest, key=lambda f: f.median_s)
     told = "cannot be told apart" if second.same_as_fastest else "is slower beyond its interval"
     return f"; next {name(second)} at {second.x_fastest:.2f}x, which {told}"
 
 
-def lecture_size(cpu) -> list[str]:
+def lecture_size(cpu, derived) -> list[str]:
     best = min(cpu, key=lambda f: f.median_s)
-    derived = [f for f in cpu if derives_gradients(f)]
     best_derived = min(derived, key=lambda f: f.median_s)
-    c = best.config
-    return [f"the lecture's size ({c.batch}x{c.d_in}x{c.hidden}x{c.d_out}), fastest step",
+    return [f"the lecture's size ({size_label(best)}), fastest step",
             f"{name(best)}, {ms(best.median_s)} a step ({interval(best)}){runner_up(cpu, best)}. With gradients "
             f"derived for you: {name(best_derived)}, {best_derived.x_fastest:.2f}x",
             f"`{CPU}`, `median ms`, `x fastest`"]
 
 
-def prototyping(cpu) -> list[str]:
-    derived = [f for f in cpu if derives_gradients(f)]
+def prototyping(derived) -> list[str]:
     quickest = min(derived, key=lambda f: f.to_first_step_s)
     slowest = max(derived, key=lambda f: f.to_first_step_s)
     return ["prototyping: an edit, a run, an answer",
@@ -84,8 +78,7 @@ def large_sizes(sweep) -> list[str]:
     largest = max(f.config.flops_per_step() for f in sweep)
     top = [f for f in sweep if f.config.flops_per_step() == largest]
     best = min(top, key=lambda f: f.median_s)
-    c = best.config
-    return [f"large sizes ({c.batch}x{c.d_in}x{c.hidden}x{c.d_out}, the sweep's largest)",
+    return [f"large sizes ({size_label(best)}, the sweep's largest)",
             f"{name(best)}, {ms(best.median_s)} a step, {best.gflops:.0f} GFLOP/s, {best.x_floor:.2f}x the compute "
             f"floor{runner_up(top, best)}: the kernel library sets the pace there",
             f"`{SWEEP}`, `x floor`, `x kernels`"]
@@ -136,9 +129,8 @@ def several_workers() -> list[str]:
         scaled = [f for f in rows if f.world_size > 1 and f.x_one_worker is not None]
         if not scaled:
             continue
-        c = rows[0].config
         best = min(scaled, key=lambda f: f.x_one_worker)
-        cells.append(f"{c.batch}x{c.d_in}x{c.hidden}x{c.d_out}: the best of {len(scaled)} engines, {name(best)}, "
+        cells.append(f"{size_label(best)}: the best of {len(scaled)} engines, {name(best)}, "
                      f"takes {best.x_one_worker:.2f}x one worker's step, collectives {best.comm_share:.0%} of it")
     return ["several processes or machines",
             "on one machine's shared cores, none pays: " + "; ".join(cells) +
@@ -150,7 +142,8 @@ def several_workers() -> list[str]:
 def table() -> str:
     cpu, sweep = figures(CPU), figures(SWEEP)
     rows, batch = deploy_rows()
-    body = [lecture_size(cpu), prototyping(cpu), large_sizes(sweep), serving(rows, batch),
+    derived = [f for f in cpu if derives_gradients(f)]
+    body = [lecture_size(cpu, derived), prototyping(derived), large_sizes(sweep), serving(rows, batch),
             outside_python(rows, batch), several_workers()]
     lines = ["| need | pick, as measured | from |", "|---|---|---|"]
     lines += [f"| {need} | {pick} | {source} |" for need, pick, source in body]
