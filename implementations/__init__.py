@@ -69,6 +69,8 @@ class Implementation:
     not_in_process: tuple[tuple[str, str], ...] = ()
     # the lecture's first rung, the single-process yardstick of --workers (its math is the reference's)
     first_rung: bool = False
+    # what it does around its kernels in each step, said beside its x overhead (docs/findings.py)
+    around: str = ""
 
     @property
     def framework(self) -> str:
@@ -140,10 +142,12 @@ def register(impl: Implementation) -> Implementation:
 
 register(Implementation(
     name="numpy", module="implementations.numpy", variants=("manual",), requires=("numpy",), extra=None,
-    versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy", first_rung=True))
+    versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy", first_rung=True,
+    around="one Python call and one fresh array per op"))
 register(Implementation(
     name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
     requires=("torch",), extra="torch", versions=("torch",), kernels="torch",
+    around="an eager call per op (autograd's tape, the module's and optimizer's Python where used)",
     minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
     distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
     not_in_process=(("compile", "torch.compile recompiles for every new shape, about 15 s cold each: it is held to the "
@@ -154,6 +158,7 @@ register(Implementation(
     name="tensorflow", module="implementations.tensorflow_graphs",
     variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
     extra="tensorflow", versions=("tensorflow",), kernels="tensorflow",
+    around="one Session.run or traced-function call per step",
     # tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
     minibatch=("function", "xla"), sweep="variables",
     distributed=Distributed(module="implementations.tensorflow_multiworker", variant="multiworker",
@@ -161,6 +166,7 @@ register(Implementation(
 register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
+    around="one call runs the step's whole graph",
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
     exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
                       export="export_predict_net", native="native_predict_net")))
@@ -168,6 +174,7 @@ register(Implementation(
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
     requires=("jax",), extra="jax", versions=("jax",), kernels="jax", harness_notes=(("*", ASYNC_NOTE),),
+    around="one jitted call per step (scan: one for all; Flax: its module state besides)",
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
                             launcher="jax_coordinator",
@@ -187,7 +194,7 @@ for _backend in ("tensorflow", "torch", "jax"):
         name=f"keras-{_backend}", module="implementations.keras_api", variants=("fit", "train_on_batch"),
         requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
         versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",), kernels=_backend,
-        harness_notes=(("fit", FIT_NOTE),),
+        harness_notes=(("fit", FIT_NOTE),), around="Keras' train step: its metrics, callbacks and backend calls",
         # Keras reads KERAS_BACKEND once, at its import: a process holds one backend
         not_in_process=() if _backend == "tensorflow" else
         (("*", "Keras takes one backend per process, from KERAS_BACKEND at import, and this one's is tensorflow "

@@ -40,6 +40,17 @@ def test_every_measured_table_is_what_its_command_prints_from_the_committed_resu
         assert body == now, f"{page.name}'s table of `{command}` is stale: python docs/update_readme.py"
 
 
+
+def test_the_findings_generator_refuses_an_option_it_does_not_have_in_one_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "findings.py"), "--lectur"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "unknown option --lectur" in done.stderr
+    assert "--lecture" in done.stderr  # it names the ones it has
+
 def test_the_project_refers_to_nothing_outside_the_repository():
     for path in [ROOT / "README.md", *ROOT.glob("docs/*.md"), ROOT / "compare.py", *ROOT.glob("common/*.py"), *ROOT.glob("implementations/*.py"),
                  *ROOT.glob("deploy/*.py"), *ROOT.glob("tests/*.py")]:
