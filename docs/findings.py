@@ -333,7 +333,7 @@ def jax_notes() -> str:
              if a.median_high_s < b.median_low_s or b.median_high_s < a.median_low_s]
     return (f"JAX's steps are now timed in blocks of {ASYNC_BLOCK} (see [Fair measurement](measurement.md)), and in "
             f"`{CPU}` that cost is " + (" to ".join(f"{100 * v:+.1f}%" for v in sorted({min(costs), max(costs)}))) + " "
-            f"(95% intervals: " + ", ".join(f"`{f.variant}` {100 * f.harness_low:+.1f} to {100 * f.harness_high:+.1f}"
+            "(95% intervals: " + ", ".join(f"`{f.variant}` {100 * f.harness_low:+.1f} to {100 * f.harness_high:+.1f}"
                                             for f in costed) +
             "; see [The harness's own cost](measurement.md)). There the medians are "
             + ", ".join(f"`{f.variant}` {ms(f.median_s)} ({ms(f.median_low_s)}-{ms(f.median_high_s)})" for f in cpu)
