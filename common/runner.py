@@ -20,7 +20,7 @@ from common.memory import peak_rss_mb, rss_mb
 from common.noise import Reference
 from common.problem import Problem, make_problem
 from common.result import RunResult
-from common.timing import Trainer, harness_cost as measure_cost, step_stats, time_steps
+from common.timing import BLOCK_DATA_NOTE, Trainer, harness_cost as measure_cost, step_stats, time_steps
 
 Build = Callable[[RunConfig, Problem, str], Trainer]
 
@@ -60,7 +60,9 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
             if profile is not None:
                 return profiled_run(cfg, impl, variant, trainer, Path(profile))
             clock = time_steps(trainer, cfg.steps)
-            result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=trainer.note)
+            note = "; ".join(filter(None, [trainer.note, BLOCK_DATA_NOTE if trainer.asynchronous and cfg.minibatch
+                                           and not clock.data_times_s else ""]))
+            result = new_result(cfg, impl.name, variant, versions=impl.version_info(), note=note)
             result.peak_mb, result.build_mb, result.build_s = peak_rss_mb(), build_mb, build_s
             if trainer.device_memory is not None:
                 result.device_peak_mb = trainer.device_memory()

@@ -169,6 +169,9 @@ class Trainer(NamedTuple):
 # any loop that does not read each loss at once (queue step k+1 while step k runs): at 25, the
 # block's own cost is within the figures' resolution (docs/measurement.md, the clock).
 ASYNC_BLOCK = 25
+# Said beside a minibatch row timed in blocks, whose data ms is blank
+BLOCK_DATA_NOTE = (f"data time not split out: steps run in blocks of {ASYNC_BLOCK} with no sync between them, "
+                   "so each batch's gather overlaps the steps still running (a sync per step would slow what it times)")
 
 
 def time_steps(trainer: Trainer, steps: int, setup_step: bool = True) -> StepClock:
