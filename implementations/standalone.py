@@ -7,6 +7,7 @@ support come from the registry, so the command line is the same for every framew
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     print(summary_line(result))
     if result.profile:
         print(profile_line(result))
+    code = 0 if result.status in ("ok", "skipped") else 1
     if args.json:
         args.json.write_text(result.to_json())
-    sys.exit(0 if result.status in ("ok", "skipped") else 1)
+    if args.json and cfg.workers == 1:
+        # compare.py's child: everything it reports is written, and the framework's own teardown
+        # (TensorFlow's takes over a second) would only hold up the comparison's next run. Not in
+        # a data-parallel group, whose peers may still be leaving with this process's help.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
