@@ -17,6 +17,7 @@ from common.comparison import measure_machine, reference_for, report_from, run_c
 from common.config import CliParser, ConfigError, add_config_args
 from common.launch import exit_status, stop_on_signals
 from common.plan import Plan, plan_from_args
+from common.yardstick import YardstickError
 from implementations import ALIASES, REGISTRY
 
 def parse_args(argv: list[str] | None) -> Plan:
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             return dispatch(plan)
     except outdir.FolderHeld as exc:
         print(f"python compare.py: error: --out {exc}", file=sys.stderr)
+        return 2
+    except YardstickError as exc:  # before any run: nothing is lost
+        print(f"python compare.py: error: {exc}", file=sys.stderr)
         return 2
 
 

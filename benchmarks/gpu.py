@@ -54,6 +54,7 @@ class Step:
     name: str
     share: float  # of the budget
     argv: tuple[str, ...]  # after the interpreter
+    output: Path  # what the step writes: a step that exits without it failed, whatever its exit status
 
 
 def steps(out: Path, rehearse: bool, threads: int | None) -> list[Step]:
@@ -62,14 +63,18 @@ def steps(out: Path, rehearse: bool, threads: int | None) -> list[Step]:
     common = ("--device", "all", *(("--threads", str(threads)) if threads else ()))
     script = str(Path(__file__).relative_to(ROOT))
     return [
-        Step("precision", 0.05, (script, "--precision-check", str(out / "precision.json"))),
-        Step("compare", 0.45, ("compare.py", *common, *frameworks, *tiny, "--out", str(out / "compare"))),
+        Step("precision", 0.05, (script, "--precision-check", str(out / "precision.json")), out / "precision.json"),
+        Step("compare", 0.45, ("compare.py", *common, *frameworks, *tiny, "--out", str(out / "compare")),
+             out / "compare" / "results.json"),
         Step("sweep", 0.25, ("compare.py", "--sweep", *common, "--frameworks", GPU_FRAMEWORKS,
-                             *(("--sweep-steps", "3") if rehearse else ()), "--out", str(out / "sweep"))),
+                             *(("--sweep-steps", "3") if rehearse else ()), "--out", str(out / "sweep")),
+             out / "sweep" / "results.json"),
         Step("feed", 0.2, ("compare.py", *common, "--frameworks", GPU_FRAMEWORKS, "--feed", "resident,copy,prefetch",
                            *(TINY[:8] + ("--samples", "256", "--rounds", "1") if rehearse
-                             else ("--samples", str(FEED_SAMPLES))), "--out", str(out / "feed"))),
-        Step("deploy", 0.05, (script, "--ort-cuda", str(out / "deploy.json"), *(TINY[:2] if rehearse else ()))),
+                             else ("--samples", str(FEED_SAMPLES))), "--out", str(out / "feed")),
+             out / "feed" / "results.json"),
+        Step("deploy", 0.05, (script, "--ort-cuda", str(out / "deploy.json"), *(TINY[:2] if rehearse else ())),
+             out / "deploy.json"),
     ]
 
 
@@ -79,6 +84,7 @@ def run_step(step: Step, limit_s: float, log) -> dict:
     command = [sys.executable, *step.argv]
     log.write(f"\n### {step.name}: {' '.join(step.argv)} (limit {limit_s:.0f} s)\n")
     log.flush()
+    begins = log.tell()
     start = time.monotonic()
     # SIGINT at its default in the step: a campaign started in the background (SIGINT ignored, which
     # its children would inherit) must still be able to cut a step short
@@ -99,11 +105,17 @@ def run_step(step: Step, limit_s: float, log) -> dict:
         if child.poll() is None:  # the campaign itself was stopped: leave nothing running
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-    # compare.py exits 1 when a verdict is not a match: the step ran, its rows say what failed
-    if status == "done" and child.returncode not in (0, 1):
-        status = "failed"
-    return {"step": step.name, "command": "python " + " ".join(step.argv), "status": status,
-            "exit": child.returncode, "seconds": round(time.monotonic() - start, 1)}
+    # compare.py exits 1 when a verdict is not a match: the step ran, its rows say what failed. A
+    # traceback exits 1 too, and leaves no results behind.
+    record = {"step": step.name, "command": "python " + " ".join(step.argv), "status": status,
+              "exit": child.returncode, "seconds": round(time.monotonic() - start, 1)}
+    if status == "done" and (child.returncode not in (0, 1) or not step.output.exists()):
+        record["status"] = "failed"
+        with open(log.name) as text:
+            text.seek(begins)
+            lines = [line.strip() for line in text.read().splitlines() if line.strip()]
+        record["error"] = lines[-1] if lines else f"exit {child.returncode}, no output"
+    return record
 
 
 def campaign(out: Path, rehearse: bool, budget_s: float, threads: int | None) -> dict:
@@ -123,7 +135,9 @@ def campaign(out: Path, rehearse: bool, budget_s: float, threads: int | None) ->
                                         "status": "not run: the budget was spent", "exit": None, "seconds": 0.0})
                 continue
             record["steps"].append(run_step(step, limit, log))
-            print(f"{step.name}: {record['steps'][-1]['status']} in {record['steps'][-1]['seconds']:.0f} s", flush=True)
+            done = record["steps"][-1]
+            print(f"{step.name}: {done['status']} in {done['seconds']:.0f} s"
+                  + (f" ({done['error']})" if "error" in done else ""), flush=True)
     record["seconds"] = round(time.monotonic() - started, 1)
     record["precision"] = _read_json(out / "precision.json")
     record["deploy"] = _read_json(out / "deploy.json")

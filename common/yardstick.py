@@ -25,6 +25,10 @@ PEAK_SIZE = 2048  # large enough that every library here runs at its best rate (
 TIMEOUT_S = 600.0
 
 
+class YardstickError(RuntimeError):
+    """No library's child could time its kernels: nothing to read any run against."""
+
+
 def measure(libraries: list[str], shapes: list[Shape], dtype: str, threads: int, lr: float = 1e-6,
             peak_size: int = PEAK_SIZE) -> dict:
     """Every library's figures, the best peak and, per shape, the fastest library's kernels.
@@ -34,7 +38,9 @@ def measure(libraries: list[str], shapes: list[Shape], dtype: str, threads: int,
     """
     from common.launch import THREAD_ENV, run_captured
 
-    env = {**os.environ, **{name: str(threads) for name in THREAD_ENV}}
+    # The yardstick is the CPU's: on a GPU machine JAX and TensorFlow would put its matmuls on the GPU
+    env = {**os.environ, **{name: str(threads) for name in THREAD_ENV}, "CUDA_VISIBLE_DEVICES": "",
+           "JAX_PLATFORMS": "cpu"}
     figures: dict[str, dict] = {}
     for library in libraries:
         with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +79,7 @@ def summarise(figures: dict[str, dict], dtype: str, threads: int) -> dict:
     """measure()'s document from the children's figures (by library)."""
     timed = {lib: f for lib, f in figures.items() if "error" not in f}
     if not timed:
-        raise RuntimeError("no library's kernels could be timed: " + "; ".join(
+        raise YardstickError("no library's kernels could be timed: " + "; ".join(
             f"{lib}: {f['error']}" for lib, f in figures.items()))
     best = max(timed.values(), key=lambda f: f["peak_gflops"])
     floors = {}

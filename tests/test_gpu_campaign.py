@@ -119,6 +119,20 @@ def test_without_a_campaign_the_report_says_so_and_the_measurement_page_carries_
         assert "no GPU was available for these measurements" in text
 
 
+def test_a_step_that_stops_on_a_traceback_is_failed_with_its_last_line(tmp_path):
+    # a traceback exits 1, as compare.py does for a mismatch: what tells them apart is the output
+    step = gpu.Step("compare", 1.0, ("-c", "raise RuntimeError('no library could be timed')"),
+                    tmp_path / "results.json")
+    with open(tmp_path / "campaign.log", "w") as log:
+        record = gpu.run_step(step, 60, log)
+    assert record["status"] == "failed" and record["exit"] == 1
+    assert record["error"] == "RuntimeError: no library could be timed"
+    step = gpu.Step("compare", 1.0, ("-c", f"open({str(tmp_path / 'results.json')!r}, 'w'); raise SystemExit(1)"),
+                    tmp_path / "results.json")
+    with open(tmp_path / "campaign.log", "a") as log:
+        assert gpu.run_step(step, 60, log)["status"] == "done"
+
+
 def test_bad_arguments_are_one_line_errors(cli):
     proc = cli("benchmarks/gpu.py")
     assert proc.returncode == 2 and "--out is required" in proc.stderr and "Traceback" not in proc.stderr

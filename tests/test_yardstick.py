@@ -3,6 +3,9 @@ the theoretical peak, the environment line, and the clock of asynchronous framew
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from importlib.util import find_spec
 
@@ -16,7 +19,7 @@ from common.roofline import shape_key
 from common.timing import ASYNC_BLOCK, Trainer, harness_cost, time_steps
 from implementations import REGISTRY
 from implementations.kernels import LIBRARIES, REQUIRES
-from tests.conftest import run_cli, small_config
+from tests.conftest import ROOT, run_cli, small_config
 
 SHAPE = (8, 20, 6, 3)
 
@@ -71,6 +74,17 @@ def test_no_library_timed_is_an_error_that_names_each_failure():
         yardstick.summarise({"numpy": {"library": "numpy", "error": "boom"}}, "float32", 1)
 
 
+def test_compare_without_a_yardstick_stops_in_one_line_before_any_run(tmp_path):
+    # a broken install: threadpoolctl (a dependency the kernels' children need) fails to import there
+    (tmp_path / "threadpoolctl.py").write_text("raise ModuleNotFoundError(\"No module named 'threadpoolctl'\")\n")
+    proc = subprocess.run([sys.executable, "compare.py", "--frameworks", "numpy", "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("python compare.py: error: no library's kernels could be timed: "
+                                                    "numpy: ModuleNotFoundError: No module named 'threadpoolctl'")
+
+
 def test_a_rows_distance_to_the_shape_floor_splits_into_its_kernels_and_its_overhead():
     cfg = small_config()
     measurement = {"libraries": {"numpy": child("numpy", 200.0, 3e-4, 1e-4),
@@ -92,6 +106,23 @@ def test_the_cpus_yardstick_is_not_applied_to_gpu_rows():
     run = RunResult("torch", "v", "gpu", "float32", config=cfg.to_dict(), losses=[1.0] * 30, step_times_s=[1e-3] * 30)
     (row,) = figures([run], 200.0, {shape_key(cfg): {"matmul_s": 3e-4, "elementwise_s": 1e-4}}, {})
     assert row.median_s == pytest.approx(1e-3) and row.x_floor is None and row.x_shape_floor is None
+
+
+def test_the_yardsticks_children_see_no_gpu(monkeypatch):
+    # on a GPU machine JAX (and TensorFlow) would put the peak's matmul on the GPU: the CPU's
+    # floors would then divide by a GPU's rate
+    from common import launch
+
+    seen = []
+
+    def fake_child(cmd, env, timeout_s, stdout=True, cwd=None):
+        seen.append(env)
+        return 1, "", "no GPU here either"
+
+    monkeypatch.setattr(launch, "run_captured", fake_child)
+    with pytest.raises(RuntimeError, match="jax: no GPU here either"):
+        yardstick.measure(["jax"], [(8, 20, 6, 3)], "float32", 1)
+    assert seen and seen[0]["CUDA_VISIBLE_DEVICES"] == "" and seen[0]["JAX_PLATFORMS"] == "cpu"
 
 
 def test_every_registered_framework_names_a_library_whose_kernels_are_timed():
