@@ -3,14 +3,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from common.result import SCHEMA_VERSION
-from tests.conftest import ROOT, spawn
+from tests.conftest import spawn
 
 TINY = ("--batch", "8", "--d-in", "20", "--hidden", "6", "--d-out", "3", "--steps", "20", "--lr", "1e-3",
         "--threads", "1", "--warmup", "2", "--rounds", "1")

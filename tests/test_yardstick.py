@@ -12,7 +12,6 @@ from importlib.util import find_spec
 import pytest
 
 from common import yardstick
-from common.config import RunConfig
 from common.figures import figures
 from common.result import RunResult
 from common.roofline import shape_key
