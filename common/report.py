@@ -285,8 +285,15 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu_name(), "python": platform.python_version(),
-            "platform": platform.platform()}
+    from common.yardstick import cpu_facts
+
+    # "AMD EPYC" names two CPU generations with twice the FLOPs per cycle between them: the family
+    # and model tell results made on one from results made on the other
+    facts = cpu_facts()
+    model = (f"{facts['vendor']} family {facts['family']} model {facts['model']}"
+             if {"vendor", "family", "model"} <= set(facts) else None)
+    return {"cpu": cpu, "cpu_model": model, "cores": os.cpu_count(), "gpu": gpu_name(),
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def results_document(cfg: RunConfig, results: list[RunResult], measurement: dict | None = None) -> dict:
@@ -424,7 +431,8 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
     machine = machine_info()
     made_by = [f"Made by `{measurement['command']}`.\n"] if measurement.get("command") else []
     md = ["# fourways results\n", *made_by, f"{header(cfg, measurement)}\n",
-          f"Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
+          f"Machine: {machine['cpu']}" + (f" ({machine['cpu_model']})" if machine.get("cpu_model") else "")
+          + f", {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}, "
           f"Python {machine['python']}\n", markdown_table(rows), ""]
     md += [f"- {line}" for line in lines + table_notes(rows)]
     if any(f.profile for f in rows):

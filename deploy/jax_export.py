@@ -11,20 +11,19 @@ output is compared with the source's, as the ONNX exports are.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-os.environ.setdefault("JAX_ENABLE_X64", "true")  # before jax loads: a float64 model
+from implementations import jax_x64  # noqa: F401  (a float64 model: the switch before jax is imported)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common.problem import make_serving_batch  # noqa: E402
-from common.timing import step_stats, time_calls  # noqa: E402
-from deploy.bench import DeployRow, max_rel_diff, parse_child  # noqa: E402
+from common.problem import make_serving_batch
+from common.timing import step_stats, time_calls
+from deploy.bench import DeployRow, max_rel_diff, parse_child
 
 MODEL = "jax_export.stablehlo"
 SOURCE = "jax"  # the registry's Exporter.source of the entry whose child this is

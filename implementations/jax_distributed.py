@@ -13,23 +13,21 @@ compare.py --workers W launches W processes, each told the coordinator, W and it
 from __future__ import annotations
 
 import os
+import time
 
-os.environ.setdefault("JAX_ENABLE_X64", "true")  # float64 needs it before jax is imported
+from implementations import jax_x64  # noqa: F401  (float64's switch, before jax is imported)
 
-import time  # noqa: E402
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import Trainer, median
+from implementations import jax_support
+from implementations.jax_transforms import grad_step
 
-from common import data  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
-from common.timing import Trainer, median  # noqa: E402
-from implementations import jax_support  # noqa: E402
-from implementations.jax_transforms import grad_step  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
 COMM_REPEATS = 20
 
 

@@ -14,26 +14,19 @@ Run alone: python -m implementations.jax_transforms --variant grad --dtype float
 
 from __future__ import annotations
 
-import os
+import functools
 
-# float64 needs JAX's x64 switch before jax is imported (JAX's documented way); float32 runs are
-# unaffected because every array here is made with an explicit dtype.
-os.environ.setdefault("JAX_ENABLE_X64", "true")
+from implementations import jax_x64  # noqa: F401  (float64's switch, before jax is imported)
 
-import functools  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-# ...and where jax was imported before this module (a test session), the same switch by config
-jax.config.update("jax_enable_x64", True)
-import numpy as np  # noqa: E402
-
-from common import data  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
-from common.timing import StepClock, Trainer  # noqa: E402
-from implementations import jax_support  # noqa: E402
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import StepClock, Trainer
+from implementations import jax_support
 
 
 # --- the network and loss ---------------------------------------------------------------------

@@ -10,21 +10,17 @@ Run alone: KERAS_BACKEND=torch python -m implementations.keras_api --variant fit
 
 from __future__ import annotations
 
-import os
+from implementations import jax_x64  # noqa: F401  (float64 on the jax backend: before keras imports jax)
 
-# JAX computes in float32 unless x64 is enabled before it is imported; float32 runs are
-# unaffected because every array and variable here has an explicit dtype.
-os.environ.setdefault("JAX_ENABLE_X64", "true")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from common import data  # noqa: E402
-from common.config import RunConfig  # noqa: E402
-from common.problem import Problem  # noqa: E402
-from common.timing import ASYNC_BLOCK, Trainer  # noqa: E402
-from implementations import keras_support  # noqa: E402
-from implementations.keras_support import BACKEND  # noqa: E402
+from common import data
+from common.config import RunConfig
+from common.problem import Problem
+from common.timing import ASYNC_BLOCK, Trainer
+from implementations import keras_support
+from implementations.keras_support import BACKEND
 
 
 # --- the network and loss ---------------------------------------------------------------------

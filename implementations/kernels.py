@@ -149,7 +149,7 @@ def tensorflow_kernels(dtype: str, threads: int, lr: float):
 
 
 def jax_kernels(dtype: str, threads: int, lr: float):
-    os.environ.setdefault("JAX_ENABLE_X64", "true")  # float64 needs it before jax loads (as the implementations)
+    from implementations import jax_x64  # noqa: F401  (float64's switch, before jax is imported)
     import jax
     import jax.numpy as jnp
 

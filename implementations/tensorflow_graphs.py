@@ -15,7 +15,6 @@ Run alone: python -m implementations.tensorflow_graphs --variant feed --artifact
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -108,28 +107,7 @@ def open_session(cfg: RunConfig, problem: Problem, variant: str, device: str) ->
 
 def build_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
     parts = open_session(cfg, problem, variant, device)
-    traced = []  # while profiling: each step's RunMetadata
-
-    def run(fetches, feed_dict=None):
-        if not profiling["on"]:
-            return parts.session.run(fetches, feed_dict=feed_dict)
-        traced.append(v1.RunMetadata())
-        return parts.session.run(fetches, feed_dict=feed_dict, run_metadata=traced[-1],
-                                 options=v1.RunOptions(trace_level=v1.RunOptions.FULL_TRACE))
-
-    profiling = {"on": False}
-
-    @contextlib.contextmanager
-    def profile(folder: Path):
-        """The Session's own tracer: FULL_TRACE step stats of every profiled run(), as trace.json."""
-        from common.profiling import TRACE, run_metadata_events, write_trace
-
-        profiling["on"] = True
-        try:
-            yield
-        finally:
-            profiling["on"] = False
-        write_trace(folder / TRACE, run_metadata_events(traced), "tf.RunMetadata")
+    run, profile = tf_support.traced_session(parts.session)  # Session.run, and the profiler that traces it
     if variant == "feed":
         values = {parts.x: problem.x, parts.y: problem.y, parts.w1: problem.w1, parts.w2: problem.w2}
 

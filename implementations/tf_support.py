@@ -78,6 +78,33 @@ def profile(folder: Path):
     write_trace_from(logdir, folder, "tf.profiler")
 
 
+def traced_session(session: v1.Session):
+    """A TF1 Session's run(fetches, feed_dict) and Trainer.profile for it: the Session's own tracer,
+    FULL_TRACE step stats of every run() made inside the profile, written as trace.json."""
+    traced = []  # while profiling: each step's RunMetadata
+    profiling = {"on": False}
+
+    def run(fetches, feed_dict=None):
+        if not profiling["on"]:
+            return session.run(fetches, feed_dict=feed_dict)
+        traced.append(v1.RunMetadata())
+        return session.run(fetches, feed_dict=feed_dict, run_metadata=traced[-1],
+                           options=v1.RunOptions(trace_level=v1.RunOptions.FULL_TRACE))
+
+    @contextlib.contextmanager
+    def profile(folder: Path):
+        from common.profiling import TRACE, run_metadata_events, write_trace
+
+        profiling["on"] = True
+        try:
+            yield
+        finally:
+            profiling["on"] = False
+        write_trace(folder / TRACE, run_metadata_events(traced), "tf.RunMetadata")
+
+    return run, profile
+
+
 def device_memory(device_name: str):
     """Trainer.device_memory: TensorFlow's own peak on the GPU, in MB (None on the CPU)."""
     if not device_name.startswith("/GPU"):

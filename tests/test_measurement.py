@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -127,7 +128,9 @@ def test_out_dir_holds_json_csv_plots_and_report(cli, tmp_path):
     doc = json.loads((tmp_path / "results.json").read_text())
     m = doc["measurement"]
     assert m["rounds"] == 2 and m["peak_gflops"] > 0 and m["timer_overhead_s"] > 0 and m["threads"] >= 1
-    assert {"cpu", "cores", "gpu", "python"} <= doc["machine"].keys()
+    assert {"cpu", "cpu_model", "cores", "gpu", "python"} <= doc["machine"].keys()
+    if Path("/proc/cpuinfo").exists():  # the CPU's generation, which its marketing name may not tell
+        assert " family " in doc["machine"]["cpu_model"] and doc["machine"]["cpu_model"] in (tmp_path / "report.md").read_text()
     run_ = doc["runs"][0]
     assert len(run_["round_step_times_s"]) == 2 and run_["versions"]["numpy"]
     with open(tmp_path / "results.csv") as f:
