@@ -41,23 +41,6 @@ class SumOfSquares(keras.losses.Loss):
         return sum_of_squares(y_true, y_pred)
 
 
-class StepLoss(keras.metrics.Metric):
-    """This step's loss, not a running mean: what fit's callbacks would otherwise see."""
-
-    def __init__(self, dtype):
-        super().__init__(name="step_loss", dtype=dtype)
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        # The same ops as the loss with reduction="sum", so the same bits
-        self.value.assign(keras.ops.sum(sum_of_squares(keras.ops.cast(y_true, self.dtype), y_pred)))
-
-    def result(self):
-        # A copy, not the variable's own tensor: fit's batch-end thread pool reads it after the
-        # next step has begun, and on torch that step assigns the variable in place.
-        return keras.ops.copy(self.value)
-
-
 def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = True) -> keras.Model:
     d_in, h = problem.w1.shape
     d_out = problem.w2.shape[1]
@@ -69,56 +52,24 @@ def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = True) 
     model.set_weights([problem.w1, problem.w2])
     loss = SumOfSquares(reduction="sum", dtype=dtype)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=loss,
-                  metrics=[StepLoss(dtype)] if step_loss else None)
+                  metrics=[keras_support.StepLoss(dtype, sum_of_squares)] if step_loss else None)
     return model
 
 
 # --- the step of each variant -----------------------------------------------------------------
 
-class ClockCallback(keras.callbacks.Callback):
-    """Hands each step's end to the harness's clock; fit's own loop does the stepping."""
+class RepeatBatch(keras.utils.PyDataset):
+    """The one lecture batch, `steps` times: one epoch of fit is the whole training run."""
 
-    def __init__(self, clock, minibatch=False):
+    def __init__(self, x, y, steps):
         super().__init__()
-        self.clock = clock
-        self.minibatch = minibatch
+        self.x, self.y, self.steps = x, y, steps
 
-    def on_train_begin(self, logs=None):
-        self.clock.start()
+    def __len__(self):
+        return self.steps
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.minibatch:
-            self.clock.data_done()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not self.clock.lap(logs["step_loss"]):
-            self.model.stop_training = True
-
-
-class MarkingClockCallback(keras.callbacks.Callback):
-    """The lecture batch's clock: each step's end marked where fit would deliver it anyway.
-
-    A callback with a batch-end hook makes fit run every batch end in its own loop, which turns
-    off what fit does for a plain call on a thread-safe backend (jax, torch): hand batch ends to
-    a thread pool and go on to the next step. async_safe keeps that: the mark is taken in the
-    pool, once the step's loss is fetched there, and made laps at the end (StepClock.laps_from_marks).
-    """
-
-    async_safe = True
-
-    def __init__(self, clock):
-        super().__init__()
-        self.clock = clock
-
-    def on_train_begin(self, logs=None):
-        self.clock.start()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not self.clock.mark(batch, logs["step_loss"]):
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        self.clock.laps_from_marks()  # fit has waited for its pool before on_train_end
+    def __getitem__(self, index):
+        return self.x, self.y
 
 
 def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
@@ -127,10 +78,10 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
     def run(steps, clock):
         if batches is None:
             model.fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False,
-                      callbacks=[MarkingClockCallback(clock)])
+                      callbacks=[keras_support.MarkingClockCallback(clock)])
         else:  # data time needs each batch's begin against the step before's end, in one thread
             model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
-                      callbacks=[ClockCallback(clock, minibatch=True)])
+                      callbacks=[keras_support.ClockCallback(clock, minibatch=True)])
 
     plain = {}
 
@@ -166,20 +117,6 @@ BUILDERS = {"fit": build_fit, "train_on_batch": build_train_on_batch}
 
 
 # --- the feed (minibatch mode) ----------------------------------------------------------------
-
-class RepeatBatch(keras.utils.PyDataset):
-    """The one lecture batch, `steps` times: one epoch of fit is the whole training run."""
-
-    def __init__(self, x, y, steps):
-        super().__init__()
-        self.x, self.y, self.steps = x, y, steps
-
-    def __len__(self):
-        return self.steps
-
-    def __getitem__(self, index):
-        return self.x, self.y
-
 
 class ResidentBatches(keras.utils.PyDataset):
     """Minibatch mode, resident feed: the dataset converted once to the backend's tensors;

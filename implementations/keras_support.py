@@ -1,4 +1,5 @@
-"""The plumbing of Keras runs, whichever backend KERAS_BACKEND names: float64, device, threads.
+"""The plumbing of Keras runs, whichever backend KERAS_BACKEND names: float64, device, threads,
+profiler, and what the harness adds to fit (the StepLoss metric and the clock's callbacks).
 
 The backend's own family helper (torch_support, tf_support) does the work where there is one.
 """
@@ -102,3 +103,69 @@ def profiler(device: str):
     from implementations import jax_support
 
     return jax_support.profile
+
+
+# --- what the harness adds to fit: the step's loss and its clock ----------------------------------
+
+class StepLoss(keras.metrics.Metric):
+    """This step's loss, not a running mean: what fit's callbacks would otherwise see."""
+
+    def __init__(self, dtype, per_sample_loss):
+        super().__init__(name="step_loss", dtype=dtype)
+        self.per_sample_loss = per_sample_loss
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        # The same ops as the loss with reduction="sum", so the same bits
+        self.value.assign(keras.ops.sum(self.per_sample_loss(keras.ops.cast(y_true, self.dtype), y_pred)))
+
+    def result(self):
+        # A copy, not the variable's own tensor: fit's batch-end thread pool reads it after the
+        # next step has begun, and on torch that step assigns the variable in place.
+        return keras.ops.copy(self.value)
+
+
+class ClockCallback(keras.callbacks.Callback):
+    """Hands each step's end to the harness's clock; fit's own loop does the stepping."""
+
+    def __init__(self, clock, minibatch=False):
+        super().__init__()
+        self.clock = clock
+        self.minibatch = minibatch
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.minibatch:
+            self.clock.data_done()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.clock.lap(logs["step_loss"]):
+            self.model.stop_training = True
+
+
+class MarkingClockCallback(keras.callbacks.Callback):
+    """The lecture batch's clock: each step's end marked where fit would deliver it anyway.
+
+    A callback with a batch-end hook makes fit run every batch end in its own loop, which turns
+    off what fit does for a plain call on a thread-safe backend (jax, torch): hand batch ends to
+    a thread pool and go on to the next step. async_safe keeps that: the mark is taken in the
+    pool, once the step's loss is fetched there, and made laps at the end (StepClock.laps_from_marks).
+    """
+
+    async_safe = True
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.clock.mark(batch, logs["step_loss"]):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.clock.laps_from_marks()  # fit has waited for its pool before on_train_end

@@ -3,6 +3,7 @@ framework loaded by the harness, so that a missing framework never breaks the ot
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,68 @@ def test_the_name_check_finds_a_name_compared_by_hand_and_allows_a_framework_its
     code = 'def threads(source):\n    if source == "torch":\n        return 1\n    return "jax"\n'
     assert _named_by_hand(code, "common.anything") == [2, 4]
     assert _named_by_hand(code, "deploy.jax_export") == [2]  # jax's deploy child may name jax
+
+
+# --- every implementation file has one shape --------------------------------------------------
+
+SECTION = re.compile(r"^# --- (?P<title>[^:]+?)(?::.*?)? -+$")
+FIRST_SECTIONS = ("the network and loss", "the step of each variant")
+# between the step and build, what some frameworks need of their own
+MIDDLE_SECTIONS = {"the feed (minibatch mode)", "the process group", "the processes", "the strategy"}
+# harness plumbing, which belongs to build and the family helpers (implementations/*_support.py)
+PLUMBING = {"contextlib", "tempfile", "shutil", "RunMetadata", "RunOptions", "profiler", "profiling",
+            "Callback", "Metric"}
+
+
+def _implementation_files():
+    from implementations import REGISTRY
+
+    modules = dict.fromkeys(m for impl in REGISTRY.values()
+                            for m in (impl.module, impl.distributed.module if impl.distributed else None) if m)
+    return [ROOT / (module.replace(".", "/") + ".py") for module in modules]
+
+
+def _sections(path):
+    """(title, first line, last line) of each section, in the file's order."""
+    lines = path.read_text().splitlines()
+    heads = [(i + 1, m["title"]) for i, line in enumerate(lines) if (m := SECTION.match(line))]
+    return [(title, start, (heads[k + 1][0] - 1) if k + 1 < len(heads) else len(lines))
+            for k, (start, title) in enumerate(heads)]
+
+
+@pytest.mark.parametrize("path", _implementation_files(), ids=lambda p: p.stem)
+def test_every_implementation_file_has_the_lectures_sections_and_one_build(path):
+    """Reading one implementation teaches all: the same sections in the same order, the variants'
+    builders and BUILDERS in the step section with no harness plumbing there, and one build."""
+    sections = _sections(path)
+    titles = [title for title, _, _ in sections]
+    assert tuple(titles[:2]) == FIRST_SECTIONS and titles[-1] == "build", titles
+    assert set(titles[2:-1]) <= MIDDLE_SECTIONS, titles
+    tree = ast.parse(path.read_text())
+    where = {title: (start, end) for title, start, end in sections}
+
+    def inside(node, title):
+        start, end = where[title]
+        return start <= node.lineno <= end
+
+    step_nodes = [node for node in tree.body if inside(node, "the step of each variant")]
+    functions = {node.name for node in step_nodes if isinstance(node, ast.FunctionDef)}
+    (builders,) = [node.value for node in step_nodes if isinstance(node, ast.Assign)
+                   and [getattr(t, "id", None) for t in node.targets] == ["BUILDERS"]]
+    assert all(isinstance(v, ast.Name) and v.id in functions for v in builders.values), "BUILDERS' builders"
+    used = {n.id for node in step_nodes for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+           {n.attr for node in step_nodes for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+    assert not used & PLUMBING, f"harness plumbing in the step section: {sorted(used & PLUMBING)}"
+    (build,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "build"]
+    assert inside(build, "build") and [a.arg for a in build.args.args] == ["cfg", "problem", "variant"]
+    assert ast.unparse(build.returns) == "Trainer"
+
+
+def test_the_shape_check_finds_plumbing_in_a_step_section(tmp_path):
+    source = (ROOT / "implementations" / "numpy.py").read_text()
+    bad = tmp_path / "numpy.py"
+    bad.write_text(source.replace("def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:\n",
+                                  "def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:\n"
+                                  "    import tempfile\n    tempfile.mkdtemp()\n", 1))
+    with pytest.raises(AssertionError, match="tempfile"):
+        test_every_implementation_file_has_the_lectures_sections_and_one_build(bad)
