@@ -20,6 +20,7 @@ from common.profiling import table_rows
 from common.noise import Reference
 from common.roofline import floor_s, shape_key
 from common.timing import NOISY_SPREAD
+from common.yardstick import cpu_facts
 
 COLUMNS = ("implementation", "variant", "device", "dtype", "final loss", "x noise", "@step", "w x noise", "match",
            "setup s", "import s", "to 1st step s", "median ms (IQR)", "95% CI ms", "steps/s", "x fastest",
@@ -277,19 +278,10 @@ def gpu_name() -> str | None:
 @functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
     """CPU, cores, GPU, Python: read once per process (results.json is rewritten after every run)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from common.yardstick import cpu_facts
-
+    facts = cpu_facts()
+    cpu = facts.get("name") or platform.processor() or platform.machine()
     # "AMD EPYC" names two CPU generations with twice the FLOPs per cycle between them: the family
     # and model tell results made on one from results made on the other
-    facts = cpu_facts()
     model = (f"{facts['vendor']} family {facts['family']} model {facts['model']}"
              if {"vendor", "family", "model"} <= set(facts) else None)
     return {"cpu": cpu, "cpu_model": model, "cores": os.cpu_count(), "gpu": gpu_name(),

@@ -104,7 +104,7 @@ HALF_RATE_AVX512 = {("AuthenticAMD", 25)}
 
 
 def cpu_facts(cpuinfo: str | None = None) -> dict:
-    """Vendor, family, model, flags and the clock /proc/cpuinfo gives, of the first core."""
+    """Vendor, name, family, model, flags and the clock /proc/cpuinfo gives, of the first core."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -121,6 +121,8 @@ def cpu_facts(cpuinfo: str | None = None) -> dict:
             facts["family"] = int(text)
         elif name == "model":
             facts["model"] = int(text)
+        elif name == "model name":
+            facts["name"] = text
         elif name == "cpu MHz":
             facts["mhz"] = float(text)
         elif name == "flags":
