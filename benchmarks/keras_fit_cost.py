@@ -1,9 +1,10 @@
-"""What measuring Keras fit per step costs: fit with and without the harness's callback and metric.
+"""What measuring Keras fit per step costs: fit with and without the harness's callback and step loss.
 
     KERAS_BACKEND=tensorflow python benchmarks/keras_fit_cost.py --repeats 7
 
 compare.py times fit through a batch-end callback (a lap of the clock per step) and reads each
-step's loss from a StepLoss metric. Both can cost something: a batch-end callback makes Keras
+step's loss from fit's logs, where its model (keras_support.StepLossSequential) puts it. Both
+can cost something: a batch-end callback makes Keras
 turn the logs into Python numbers after every step, which waits for the step to finish, so fit
 can no longer dispatch step k+1 while step k runs (JAX dispatches asynchronously; a callback
 marked async_safe runs in a thread pool instead, on backends Keras deems thread-safe, which
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# (StepLoss metric, batch-end callback: None, "sync" as Keras runs a plain one, "async" with async_safe)
+# (step loss in the logs, batch-end callback: None, "sync" as Keras runs a plain one, "async" with async_safe)
 COMBINATIONS = [(False, None), (True, None), (False, "sync"), (True, "sync"), (True, "async")]
 
 
@@ -56,27 +57,28 @@ def main(argv: list[str] | None = None) -> int:
     class AsyncLap(Lap):
         async_safe = True  # Keras runs it in a thread pool, after the step's logs are ready
 
-    models = {metric: keras_api.make_model(problem, cfg.lr, cfg.dtype, step_loss=metric) for metric in (False, True)}
+    models = {step_loss: keras_api.make_model(problem, cfg.lr, cfg.dtype, step_loss=step_loss)
+              for step_loss in (False, True)}
 
-    def fit(metric: bool, callback: str | None, steps: int) -> float:
+    def fit(step_loss: bool, callback: str | None, steps: int) -> float:
         start = time.perf_counter()
-        models[metric].fit(keras_api.RepeatBatch(problem.x, problem.y, steps), epochs=1, verbose=0, shuffle=False,
-                           callbacks={None: [], "sync": [Lap()], "async": [AsyncLap()]}[callback])
+        models[step_loss].fit(keras_api.RepeatBatch(problem.x, problem.y, steps), epochs=1, verbose=0, shuffle=False,
+                              callbacks={None: [], "sync": [Lap()], "async": [AsyncLap()]}[callback])
         return time.perf_counter() - start
 
-    for metric, callback in COMBINATIONS:  # traces every train function once, untimed
-        fit(metric, callback, 20)
+    for step_loss, callback in COMBINATIONS:  # traces every train function once, untimed
+        fit(step_loss, callback, 20)
     per_step: dict[tuple, list[float]] = {c: [] for c in COMBINATIONS}
     for r in range(args.repeats):
-        for metric, callback in COMBINATIONS[r % len(COMBINATIONS):] + COMBINATIONS[:r % len(COMBINATIONS)]:
-            per_step[(metric, callback)].append(
-                (fit(metric, callback, args.steps + 20) - fit(metric, callback, 20)) / args.steps)
+        for step_loss, callback in COMBINATIONS[r % len(COMBINATIONS):] + COMBINATIONS[:r % len(COMBINATIONS)]:
+            per_step[(step_loss, callback)].append(
+                (fit(step_loss, callback, args.steps + 20) - fit(step_loss, callback, 20)) / args.steps)
     plain = median(per_step[(False, None)])
     print(f"Keras {keras.__version__} on {BACKEND}, lecture size, {cfg.threads} threads, {args.steps} steps, "
           f"{args.repeats} rounds:")
-    for (metric, callback), times in per_step.items():
+    for (step_loss, callback), times in per_step.items():
         med = median(times)
-        what = " + ".join(filter(None, ["StepLoss metric" if metric else "",
+        what = " + ".join(filter(None, ["step loss in logs" if step_loss else "",
                                          f"{callback} batch-end callback" if callback else ""]))
         print(f"  {what or 'plain fit':35s} {med * 1e3:.3f} ms/step (min {min(times) * 1e3:.3f}, max "
               f"{max(times) * 1e3:.3f}), x{med / plain:.3f} of plain fit")

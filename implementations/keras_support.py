@@ -1,5 +1,5 @@
 """The plumbing of Keras runs, whichever backend KERAS_BACKEND names: float64, device, threads,
-profiler, and what the harness adds to fit (the StepLoss metric and the clock's callbacks).
+profiler, and what the harness adds to fit (each step's loss in its logs, and the clock's callbacks).
 
 The backend's own family helper (torch_support, tf_support) does the work where there is one.
 """
@@ -107,22 +107,30 @@ def profiler(device: str):
 
 # --- what the harness adds to fit: the step's loss and its clock ----------------------------------
 
-class StepLoss(keras.metrics.Metric):
-    """This step's loss, not a running mean: what fit's callbacks would otherwise see."""
+class StepLossSequential(keras.Sequential):
+    """keras.Sequential whose train step's logs carry that step's own loss as "step_loss" (fit's
+    own "loss" log is the running mean over the epoch), through the two methods Keras documents
+    for overriding what a train step computes: compute_loss and compute_metrics.
 
-    def __init__(self, dtype, per_sample_loss):
-        super().__init__(name="step_loss", dtype=dtype)
-        self.per_sample_loss = per_sample_loss
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+    On torch and tensorflow it is the very loss the step differentiated, kept from compute_loss:
+    no op is added to the step, as a metric computing it again would add. On jax,
+    compute_loss runs inside jax.grad's trace, whose values cannot leave it, so compute_metrics
+    computes it again from the same y_pred, inside the same jitted step.
+    """
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        # The same ops as the loss with reduction="sum", so the same bits
-        self.value.assign(keras.ops.sum(self.per_sample_loss(keras.ops.cast(y_true, self.dtype), y_pred)))
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if BACKEND != "jax":
+            # A new tensor every step, never written in place: fit's batch-end thread pool may
+            # read this one after the next step has begun.
+            self._step_loss = keras.ops.stop_gradient(loss)
+        return loss
 
-    def result(self):
-        # A copy, not the variable's own tensor: fit's batch-end thread pool reads it after the
-        # next step has begun, and on torch that step assigns the variable in place.
-        return keras.ops.copy(self.value)
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        logs = super().compute_metrics(x, y, y_pred, sample_weight)
+        logs["step_loss"] = (super().compute_loss(x, y, y_pred, sample_weight, training=False)
+                             if BACKEND == "jax" else self._step_loss)
+        return logs
 
 
 class ClockCallback(keras.callbacks.Callback):
