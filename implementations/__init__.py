@@ -132,7 +132,8 @@ ASYNC_NOTE = ("JAX dispatches asynchronously, so its steps are timed in blocks o
 # themselves thread-safe (jax, torch); the clock's callback is async_safe, so fit keeps doing so.
 FIT_NOTE = ("Keras' fit drives its own loop: the harness's batch-end callback is async_safe, so fit hands it each "
             "step's logs in its thread pool as it does its own callbacks' (jax and torch backends; on tensorflow, "
-            "which Keras does not deem thread-safe, in its loop), and its logs carry each step's own loss (StepLossSequential)")
+            "which Keras does not deem thread-safe, in its loop), and its logs carry each step's own loss "
+            "(StepLossSequential)")
 
 
 def register(impl: Implementation) -> Implementation:
