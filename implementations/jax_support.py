@@ -62,3 +62,9 @@ def profile(folder: Path):
     with jax.profiler.trace(str(logdir)):
         yield
     write_trace_from(logdir, folder, "jax.profiler")
+
+
+def hooks() -> dict:
+    """The Trainer fields the harness reads from JAX: its profiler, and the block clock's, since
+    JAX dispatches asynchronously on every device (common.timing)."""
+    return {"profile": profile, "asynchronous": True, "fetch": fetch}

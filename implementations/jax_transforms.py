@@ -192,9 +192,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
         else:
             x, y = jax.device_put(problem.x, device), jax.device_put(problem.y, device)
             trainer = BUILDERS[variant](cfg, x, y, w1, w2, lr)
-    # JAX dispatches asynchronously on every device: the clock times blocks of steps (common.timing)
-    return trainer._replace(note="; ".join(filter(None, [trainer.note, note])), profile=jax_support.profile,
-                            asynchronous=True, fetch=jax_support.fetch)
+    return trainer._replace(note="; ".join(filter(None, [trainer.note, note])), **jax_support.hooks())
 
 
 if __name__ == "__main__":

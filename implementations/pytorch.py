@@ -173,14 +173,9 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
     if cfg.minibatch:  # every step gets its batch from the feed
         trainer = BUILDERS[variant](cfg, None, None, w1, w2)
-        return trainer._replace(sync=torch_support.sync(device), feed=make_feed(cfg, problem, device),
-                                profile=torch_support.profiler(device),
-                                device_memory=torch_support.device_memory(device), **torch_support.asynchronous(device))
+        return trainer._replace(feed=make_feed(cfg, problem, device), **torch_support.hooks(device))
     x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
-    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(sync=torch_support.sync(device),
-                                                         profile=torch_support.profiler(device),
-                                                         device_memory=torch_support.device_memory(device),
-                                                         **torch_support.asynchronous(device))
+    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(**torch_support.hooks(device))
 
 
 if __name__ == "__main__":

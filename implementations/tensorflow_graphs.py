@@ -204,9 +204,7 @@ def make_feed(cfg: RunConfig, problem: Problem, device: str):
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     device = tf_support.device(cfg)
-    trainer = BUILDERS[variant](cfg, problem, variant, device)._replace(
-        sync=tf_support.sync(device), device_memory=tf_support.device_memory(device),
-        **tf_support.asynchronous(device))
+    trainer = BUILDERS[variant](cfg, problem, variant, device)._replace(**tf_support.hooks(device))
     return trainer._replace(feed=make_feed(cfg, problem, device)) if cfg.minibatch else trainer
 
 

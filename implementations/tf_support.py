@@ -110,3 +110,9 @@ def device_memory(device_name: str):
     if not device_name.startswith("/GPU"):
         return None
     return lambda: tf.config.experimental.get_memory_info(device_name.strip("/"))["peak"] / 2**20
+
+
+def hooks(device_name: str) -> dict:
+    """The Trainer fields the harness reads from TensorFlow on `device_name`, whichever variant
+    (each variant's builder sets its own profiler: a Session's RunMetadata or TF2's profiler)."""
+    return {"sync": sync(device_name), "device_memory": device_memory(device_name), **asynchronous(device_name)}

@@ -75,3 +75,9 @@ def device_memory(on: torch.device):
     if on.type != "cuda":
         return None
     return lambda: torch.cuda.max_memory_allocated(on) / 2**20
+
+
+def hooks(on: torch.device) -> dict:
+    """Every Trainer field the harness reads from torch on `on`: its barrier, profiler, device
+    memory and, on a GPU, the block clock's fields."""
+    return {"sync": sync(on), "profile": profiler(on), "device_memory": device_memory(on), **asynchronous(on)}
