@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
@@ -109,6 +110,12 @@ def train(name: str, cfg: RunConfig, variant: str | None = None, problem=None, *
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed: pip install -e '.[{impl.extra}]'")
     module = importlib.import_module(impl.module)
+    # The tests run many frameworks in one process, which compare.py never does. torch's
+    # DataLoader forks its workers from it, and a worker that collects garbage left by an
+    # earlier test (a TensorFlow function, whose finalizer takes a lock of TF's eager context,
+    # held by some thread at the fork) hangs there for good. Collected here, it is gone before
+    # any fork.
+    gc.collect()
     build = module.build if problem is None else (lambda cfg, _, variant: module.build(cfg, problem, variant))
     return run_guarded(cfg, impl, variant or impl.variants[0], build, **outputs)
 
