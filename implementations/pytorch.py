@@ -172,10 +172,11 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     # torch.tensor copies: training in place must never write into the shared Problem.
     w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
     if cfg.minibatch:  # every step gets its batch from the feed
-        trainer = BUILDERS[variant](cfg, None, None, w1, w2)
-        return trainer._replace(feed=make_feed(cfg, problem, device), **torch_support.hooks(device))
-    x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
-    return BUILDERS[variant](cfg, x, y, w1, w2)._replace(**torch_support.hooks(device))
+        trainer = BUILDERS[variant](cfg, None, None, w1, w2)._replace(feed=make_feed(cfg, problem, device))
+    else:
+        x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
+        trainer = BUILDERS[variant](cfg, x, y, w1, w2)
+    return trainer._replace(**torch_support.hooks(device))
 
 
 if __name__ == "__main__":
