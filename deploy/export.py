@@ -64,8 +64,7 @@ def export_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path, threads: int):
     keras.config.set_dtype_policy(dtype)
     keras.config.set_floatx(dtype)
     empty = np.zeros((1, 1), dtype)
-    # a plain keras.Sequential, as a user would export it: the harness's per-step loss is for training
-    model = make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=dtype, step_loss=False)
+    model = make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=dtype)
     model(np.zeros((1, w1.shape[0]), dtype))  # export needs a model that has been called
     path = model_dir / "keras_export.onnx"
     model.export(str(path), format=path.suffix[1:], verbose=False)  # the file's format, ONNX
@@ -112,5 +111,5 @@ def native_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path):
 
     empty = np.zeros((1, 1), w1.dtype)
     path = model_dir / "keras_model.keras"
-    make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=str(w1.dtype), step_loss=False).save(path)
+    make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=str(w1.dtype)).save(path)
     return path, lambda: keras.models.load_model(path, compile=False)

@@ -41,8 +41,9 @@ class SumOfSquares(keras.losses.Loss):
         return sum_of_squares(y_true, y_pred)
 
 
-def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = True) -> keras.Model:
-    """`step_loss`: keras.Sequential as the harness extends it, to put each step's loss in fit's logs."""
+def make_model(problem: Problem, lr: float, dtype: str, step_loss: bool = False) -> keras.Model:
+    """`step_loss`: keras.Sequential as the harness extends it, to put each step's loss in fit's logs
+    (training runs ask for it; a plain model is what a user would fit, save or export)."""
     d_in, h = problem.w1.shape
     d_out = problem.w2.shape[1]
     sequential = keras_support.StepLossSequential if step_loss else keras.Sequential
@@ -90,7 +91,7 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
         """fit as a user would call it: no callback, and a copy of the model as a plain
         keras.Sequential (no per-step loss in its logs); what the two cost is this row's harness cost."""
         if not plain:
-            plain["model"] = make_model(problem, cfg.lr, cfg.dtype, step_loss=False)
+            plain["model"] = make_model(problem, cfg.lr, cfg.dtype)
         if batches is None:
             plain["model"].fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False)
         else:
@@ -157,7 +158,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     keras.config.set_floatx(cfg.dtype)
     device, sync = keras_support.device_and_sync(cfg)
     with keras_support.device_scope(device):
-        model = make_model(problem, cfg.lr, cfg.dtype)
+        model = make_model(problem, cfg.lr, cfg.dtype, step_loss=True)
         batches = make_feed(cfg, problem) if cfg.minibatch else None
     trainer = BUILDERS[variant](cfg, model, np.array(problem.x), np.array(problem.y), batches, problem)
     in_device = keras_support.in_device

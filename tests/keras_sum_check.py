@@ -23,7 +23,7 @@ def main(dtype: str) -> None:
     problem = make_problem(cfg)
     keras.config.set_dtype_policy(dtype)
     keras.config.set_floatx(dtype)
-    model = keras_api.make_model(problem, cfg.lr, dtype)
+    model = keras_api.make_model(problem, cfg.lr, dtype, step_loss=True)
     loss = model.train_on_batch(problem.x, problem.y, return_dict=True)["loss"]
     w1, w2 = model.get_weights()
 
@@ -39,8 +39,8 @@ def main(dtype: str) -> None:
         def on_train_batch_end(self, batch, logs=None):
             seen.append((float(logs["step_loss"]), float(logs["loss"])))
 
-    keras_api.make_model(problem, cfg.lr, dtype).fit(keras_api.RepeatBatch(problem.x, problem.y, 5), epochs=1,
-                                                     verbose=0, shuffle=False, callbacks=[Logs()])
+    keras_api.make_model(problem, cfg.lr, dtype, step_loss=True).fit(
+        keras_api.RepeatBatch(problem.x, problem.y, 5), epochs=1, verbose=0, shuffle=False, callbacks=[Logs()])
     steps = np.array([step for step, _ in seen])
     running_mean_err = max(abs(steps[:k + 1].mean() - mean) / mean for k, (_, mean) in enumerate(seen))
 
