@@ -113,7 +113,7 @@ class StepLossSequential(keras.Sequential):
     for overriding what a train step computes: compute_loss and compute_metrics.
 
     On torch and tensorflow it is the very loss the step differentiated, kept from compute_loss:
-    no op is added to the step, as a metric computing it again would add. On jax,
+    the step gains one stop_gradient, where a metric computing it again added five ops. On jax,
     compute_loss runs inside jax.grad's trace, whose values cannot leave it, so compute_metrics
     computes it again from the same y_pred, inside the same jitted step.
     """
