@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -14,6 +14,31 @@ class Problem(NamedTuple):
     y: np.ndarray  # (N, D_out); (M, D_out)
     w1: np.ndarray  # (D_in, H)
     w2: np.ndarray  # (H, D_out)
+
+
+class Start(NamedTuple):
+    """What build hands every variant's builder, whose one signature is build_<variant>(cfg, start):
+    the lecture's x, y, w1, w2 as the framework holds them when training starts, and where.
+
+    x and y are None in minibatch mode, where the feed brings each step's batch. `problem` is the
+    shared NumPy original (its shapes and dtype; never written). `device` is the framework's own
+    handle of where the arrays live and run: a torch.device, a TF device name or distribution
+    strategy, a JAX device or mesh, ONNX Runtime's workspace, Keras' device scope.
+    """
+
+    x: Any
+    y: Any
+    w1: Any
+    w2: Any
+    problem: Problem
+    device: Any
+
+
+def place(cfg: RunConfig, problem: Problem, device: Any, put: Callable[[np.ndarray], Any]) -> Start:
+    """The Start of a run on `device`: `put` (the framework's copy onto it) applied to w1, w2 and,
+    unless the feed brings the batches, to x and y."""
+    x, y = (None, None) if cfg.minibatch else (put(problem.x), put(problem.y))
+    return Start(x, y, put(problem.w1), put(problem.w2), problem, device)
 
 
 def make_problem(cfg: RunConfig) -> Problem:

@@ -163,6 +163,13 @@ class Trainer(NamedTuple):
     asynchronous: bool = False
     fetch: Callable[[list], list[float]] | None = None
 
+    def with_hooks(self, **fields) -> "Trainer":
+        """The trainer with the fields a family helper's hooks() gives (sync, profiler, device memory,
+        ...); a `note` there is added to the trainer's own rather than replacing it."""
+        if fields.get("note") and self.note:
+            fields["note"] = f"{self.note}; {fields['note']}"
+        return self._replace(**fields)
+
 
 # Steps per block of an asynchronous trainer: one sync and one fetch per block, and the block's
 # time shared by its steps. A sync after every step would forbid what such a framework does in

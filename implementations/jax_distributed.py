@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start
 from common.timing import Trainer, median
 from implementations import jax_support
 from implementations.jax_transforms import grad_step
@@ -35,13 +35,14 @@ COMM_REPEATS = 20
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_sharded(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
-    replicated = w1.sharding
+def build_sharded(cfg: RunConfig, start: Start) -> Trainer:
+    replicated = start.w1.sharding
     step_fn = jax.jit(grad_step, donate_argnums=(2, 3), out_shardings=(replicated, replicated, replicated))
-    state = {"w1": w1, "w2": w2}
+    state = {"w1": start.w1, "w2": start.w2}
+    lr = jax.device_put(np.asarray(cfg.lr, dtype=cfg.dtype), replicated)
 
     def step():
-        loss, state["w1"], state["w2"] = step_fn(x, y, state["w1"], state["w2"], lr)
+        loss, state["w1"], state["w2"] = step_fn(start.x, start.y, state["w1"], state["w2"], lr)
         return loss.addressable_data(0)  # replicated: this process's copy of the batch's loss
 
     def weights():
@@ -99,8 +100,7 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     mine = data.worker_rows(cfg, jax.process_index())
     x, y = (jax.make_array_from_process_local_data(rows, a[mine], a.shape) for a in (problem.x, problem.y))
     w1, w2 = (jax.make_array_from_process_local_data(replicated, a, a.shape) for a in (problem.w1, problem.w2))
-    lr = jax.device_put(np.asarray(cfg.lr, dtype=cfg.dtype), replicated)
-    trainer = BUILDERS[variant](cfg, x, y, w1, w2, lr)
+    trainer = BUILDERS[variant](cfg, Start(x, y, w1, w2, problem, mesh))
     return trainer._replace(reports=jax.process_index() == 0,
                             collectives=lambda: time_collectives(cfg, problem, mesh),
                             note=f"sharded over {cfg.workers} process(es); {note}")

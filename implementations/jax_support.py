@@ -52,6 +52,25 @@ def bound_threads(threads: int, first_core: int = 0) -> str:
     return f"XLA:CPU bounded to {min(threads, len(cores))} core(s) by CPU affinity"
 
 
+def start(cfg: RunConfig):
+    """What every JAX run sets before it builds: its threads bounded (on the CPU), then its device,
+    made the default, so that what a builder makes (a learning rate, Flax's layers) lives there too."""
+    if cfg.device == "cpu":
+        bound_threads(cfg.threads)
+    on = device(cfg)
+    jax.config.update("jax_default_device", on)
+    return on
+
+
+def threads_note(on) -> str | None:
+    """What bounds XLA:CPU's threads in this process, said beside the run (None off the CPU)."""
+    if on.platform != "cpu":
+        return None
+    if not hasattr(os, "sched_getaffinity"):
+        return "XLA:CPU threads not bounded (no CPU affinity on this platform)"
+    return f"XLA:CPU bounded to {len(os.sched_getaffinity(0))} core(s) by CPU affinity"
+
+
 @contextlib.contextmanager
 def profile(folder: Path):
     """Trainer.profile for JAX: jax.profiler over what it wraps; its XSpace (kept under xplane/)
@@ -64,7 +83,7 @@ def profile(folder: Path):
     write_trace_from(logdir, folder, "jax.profiler")
 
 
-def hooks() -> dict:
-    """The Trainer fields the harness reads from JAX: its profiler, and the block clock's, since
-    JAX dispatches asynchronously on every device (common.timing)."""
-    return {"profile": profile, "asynchronous": True, "fetch": fetch}
+def hooks(on) -> dict:
+    """The Trainer fields the harness reads from JAX on `on`: its profiler, the block clock's, since
+    JAX dispatches asynchronously on every device (common.timing), and what bounds its threads."""
+    return {"profile": profile, "asynchronous": True, "fetch": fetch, "note": threads_note(on)}

@@ -24,7 +24,7 @@ import numpy as np
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import StepClock, Trainer
 from implementations import jax_support
 
@@ -60,12 +60,13 @@ def grad_step(x, y, w1, w2, lr):
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def _stepper(cfg: RunConfig, step_fn, x, y, w1, w2, lr) -> Trainer:
+def _stepper(cfg: RunConfig, start: Start, step_fn) -> Trainer:
     # donate_argnums: the old weights' buffers may hold the new ones (no copy per step)
     jitted = jax.jit(step_fn, donate_argnums=(2, 3))
-    state = {"w1": w1, "w2": w2}
+    state = {"w1": start.w1, "w2": start.w2}
+    lr = jnp.asarray(cfg.lr, dtype=cfg.dtype)
 
-    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
+    def step(x=start.x, y=start.y):  # minibatch mode passes each batch; else the lecture's one
         loss, state["w1"], state["w2"] = jitted(x, y, state["w1"], state["w2"], lr)
         return loss  # a device array: the harness's clock fetches it, a bare run does not
 
@@ -73,15 +74,18 @@ def _stepper(cfg: RunConfig, step_fn, x, y, w1, w2, lr) -> Trainer:
                    weights=lambda: (np.asarray(state["w1"]), np.asarray(state["w2"])))
 
 
-def build_manual(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
-    return _stepper(cfg, manual_step, x, y, w1, w2, lr)
+def build_manual(cfg: RunConfig, start: Start) -> Trainer:
+    return _stepper(cfg, start, manual_step)
 
 
-def build_grad(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
-    return _stepper(cfg, grad_step, x, y, w1, w2, lr)
+def build_grad(cfg: RunConfig, start: Start) -> Trainer:
+    return _stepper(cfg, start, grad_step)
 
 
-def build_scan(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
+def build_scan(cfg: RunConfig, start: Start) -> Trainer:
+    x, y, w1, w2 = start.x, start.y, start.w1, start.w2
+    lr = jnp.asarray(cfg.lr, dtype=cfg.dtype)
+
     @functools.partial(jax.jit, static_argnums=4, donate_argnums=(2, 3))
     def train(x, y, w1, w2, steps):
         def body(weights, _):
@@ -108,7 +112,7 @@ def build_scan(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
                    note="scan: one call ran every step; step time = total / steps")
 
 
-def build_flax(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
+def build_flax(cfg: RunConfig, start: Start) -> Trainer:
     try:
         import optax
         from flax import nnx
@@ -126,8 +130,8 @@ def build_flax(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
         def __call__(self, x):
             return self.linear2(nnx.relu(self.linear1(x)))
 
-    model = TwoLayerNet(w1, w2)
-    optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
+    model = TwoLayerNet(start.w1, start.w2)
+    optimizer = nnx.Optimizer(model, optax.sgd(jnp.asarray(cfg.lr, dtype=cfg.dtype)), wrt=nnx.Param)
 
     @nnx.jit
     def train_step(model, optimizer, x, y):
@@ -143,7 +147,7 @@ def build_flax(cfg: RunConfig, x, y, w1, w2, lr) -> Trainer:
     # walks it once and keeps the flattened state between calls
     cached_step = nnx.cached_partial(train_step, model, optimizer)
 
-    def step(x=x, y=y):
+    def step(x=start.x, y=start.y):
         return cached_step(x, y)
 
     return Trainer(step, sync=lambda: model.linear2.kernel[...].block_until_ready(),
@@ -180,19 +184,13 @@ def make_feed(cfg: RunConfig, problem: Problem, device):
 # --- build ------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    note = jax_support.bound_threads(cfg.threads) if cfg.device == "cpu" else None
-    device = jax_support.device(cfg)
-    with jax.default_device(device):
-        # device_put copies: training never writes into the shared Problem
-        w1, w2 = jax.device_put(problem.w1, device), jax.device_put(problem.w2, device)
-        lr = jnp.asarray(cfg.lr, dtype=cfg.dtype)
-        if cfg.minibatch:  # every step gets its batch from the feed
-            trainer = BUILDERS[variant](cfg, None, None, w1, w2, lr)
-            trainer = trainer._replace(feed=make_feed(cfg, problem, device))
-        else:
-            x, y = jax.device_put(problem.x, device), jax.device_put(problem.y, device)
-            trainer = BUILDERS[variant](cfg, x, y, w1, w2, lr)
-    return trainer._replace(note="; ".join(filter(None, [trainer.note, note])), **jax_support.hooks())
+    device = jax_support.start(cfg)
+    # the framework's own copies: training in place must never write into the shared Problem
+    start = place(cfg, problem, device, lambda a: jax.device_put(a, device))
+    trainer = BUILDERS[variant](cfg, start)
+    if cfg.minibatch:  # every step gets its batch from the feed
+        trainer = trainer._replace(feed=make_feed(cfg, problem, device))
+    return trainer.with_hooks(**jax_support.hooks(device))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import ASYNC_BLOCK, Trainer
 from implementations import keras_support
 from implementations.keras_support import BACKEND
@@ -74,9 +74,12 @@ class RepeatBatch(keras.utils.PyDataset):
         return self.x, self.y
 
 
-def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
-    """fit over RepeatBatch (the lecture's batch), or over `batches` in minibatch mode: all of
-    the run's epochs are one fit epoch, because the shared order already spans them."""
+def build_fit(cfg: RunConfig, start: Start) -> Trainer:
+    """fit over RepeatBatch (the lecture's batch), or over the feed's batches in minibatch mode: all
+    of the run's epochs are one fit epoch, because the shared order already spans them."""
+    model = make_model(start.problem, cfg.lr, cfg.dtype, step_loss=True)
+    x, y, batches = start.x, start.y, make_feed(cfg, start.problem) if cfg.minibatch else None
+
     def run(steps, clock):
         if batches is None:
             model.fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False,
@@ -91,7 +94,7 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
         """fit as a user would call it: no callback, and a copy of the model as a plain
         keras.Sequential (no per-step loss in its logs); what the two cost is this row's harness cost."""
         if not plain:
-            plain["model"] = make_model(problem, cfg.lr, cfg.dtype)
+            plain["model"] = make_model(start.problem, cfg.lr, cfg.dtype)
         if batches is None:
             plain["model"].fit(RepeatBatch(x, y, steps), epochs=1, verbose=0, shuffle=False)
         else:
@@ -105,14 +108,16 @@ def build_fit(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Traine
         note += ("; data time is the gap from batch-end to batch-begin" +
                  ("; the TF train function pulls its batch itself, so that counts as compute"
                   if BACKEND == "tensorflow" else ""))
-    return Trainer(run=run, bare=bare, note=note)
+    return Trainer(run=run, bare=bare, note=note, weights=lambda: tuple(model.get_weights()))
 
 
-def build_train_on_batch(cfg: RunConfig, model, x, y, batches=None, problem=None) -> Trainer:
+def build_train_on_batch(cfg: RunConfig, start: Start) -> Trainer:
+    model = make_model(start.problem, cfg.lr, cfg.dtype, step_loss=True)
+
     def step():
-        return model.train_on_batch(x, y, return_dict=True)["step_loss"]
+        return model.train_on_batch(start.x, start.y, return_dict=True)["step_loss"]
 
-    return Trainer(step)
+    return Trainer(step, weights=lambda: tuple(model.get_weights()))
 
 
 BUILDERS = {"fit": build_fit, "train_on_batch": build_train_on_batch}
@@ -150,23 +155,12 @@ def make_feed(cfg: RunConfig, problem: Problem):
 # --- build ------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    keras_support.check_float64(cfg.dtype)
-    keras_support.set_threads(cfg.threads)
-    # Both must precede any layer: the policy sets the layers' weights and compute, floatx
-    # the optimizer's learning-rate variable (a float32 1e-6 is 9.99999997e-7 in float64).
-    keras.config.set_dtype_policy(cfg.dtype)
-    keras.config.set_floatx(cfg.dtype)
-    device, sync = keras_support.device_and_sync(cfg)
-    with keras_support.device_scope(device):
-        model = make_model(problem, cfg.lr, cfg.dtype, step_loss=True)
-        batches = make_feed(cfg, problem) if cfg.minibatch else None
-    trainer = BUILDERS[variant](cfg, model, np.array(problem.x), np.array(problem.y), batches, problem)
-    in_device = keras_support.in_device
-    return trainer._replace(step=trainer.step and in_device(device, trainer.step),
-                            run=trainer.run and in_device(device, trainer.run),
-                            bare=trainer.bare and in_device(device, trainer.bare), sync=sync,
-                            profile=keras_support.profiler(device),
-                            weights=lambda: tuple(model.get_weights()))
+    device = keras_support.start(cfg)
+    # the framework's own copies: training in place must never write into the shared Problem
+    start = place(cfg, problem, device, np.array)
+    with keras_support.device_scope(device):  # fit takes its batches itself, in minibatch mode too
+        trainer = BUILDERS[variant](cfg, start)
+    return trainer.with_hooks(**keras_support.hooks(device, trainer))
 
 
 if __name__ == "__main__":

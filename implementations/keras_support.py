@@ -28,8 +28,20 @@ def check_float64(dtype: str) -> None:
                                   "(keras-team/keras issue 23704)")
 
 
-def device_and_sync(cfg: RunConfig):
-    """Keras' device scope name and the backend's device barrier, from the backend's own helper."""
+def start(cfg: RunConfig) -> str:
+    """What every Keras run sets before it builds: float64 refused where the backend would not compute
+    it, the backend's threads, the dtype policy and floatx, then its device; the device scope's name."""
+    check_float64(cfg.dtype)
+    set_threads(cfg.threads)
+    # Both must precede any layer: the policy sets the layers' weights and compute, floatx
+    # the optimizer's learning-rate variable (a float32 1e-6 is 9.99999997e-7 in float64).
+    keras.config.set_dtype_policy(cfg.dtype)
+    keras.config.set_floatx(cfg.dtype)
+    return device(cfg)
+
+
+def device(cfg: RunConfig) -> str:
+    """Keras' device scope name, from the backend's own helper, which refuses a device it lacks."""
     if BACKEND == "torch":
         import torch
 
@@ -38,25 +50,37 @@ def device_and_sync(cfg: RunConfig):
         if cfg.device == "cpu" and torch.cuda.is_available():
             raise NotImplementedError("Keras' torch backend puts the model on the GPU when there is one; "
                                       "run with CUDA_VISIBLE_DEVICES= for the CPU")
-        on = torch_support.device(cfg)
-        return f"{'gpu' if on.type == 'cuda' else 'cpu'}:0", torch_support.sync(on)
+        return f"{'gpu' if torch_support.device(cfg).type == 'cuda' else 'cpu'}:0"
     if BACKEND == "tensorflow":
         from implementations import tf_support
 
         try:
-            name = tf_support.device(cfg)
+            return tf_support.device(cfg).strip("/").lower()
         except NotImplementedError:
             raise NotImplementedError("no GPU visible to Keras' tensorflow backend") from None
-        return name.strip("/").lower(), tf_support.sync(name)
     if cfg.device == "cpu":
-        return "cpu:0", no_sync
+        return "cpu:0"
     import jax
 
     if not any(d.platform == "gpu" for d in jax.devices()):
         raise NotImplementedError(f"no GPU visible to Keras' {BACKEND} backend")
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32
-    # One jitted function per step, whose loss is fetched to the host: done when fetched.
-    return "gpu:0", no_sync
+    return "gpu:0"
+
+
+def sync(device: str):
+    """The backend's device barrier the clock waits on before it stops."""
+    if BACKEND == "torch":
+        import torch
+
+        from implementations import torch_support
+
+        return torch_support.sync(torch.device("cuda" if device.startswith("gpu") else "cpu"))
+    if BACKEND == "tensorflow":
+        from implementations import tf_support
+
+        return tf_support.sync("/" + device.upper())
+    return no_sync  # jax: one jitted function per step, whose loss is fetched to the host: done when fetched
 
 
 def set_threads(threads: int) -> None:
@@ -75,7 +99,7 @@ def set_threads(threads: int) -> None:
 def device_scope(device: str):
     # On the torch backend, variables created inside keras.device() get no gradients
     # ("No gradients provided for any variable", Keras 3.15); that backend places on CUDA
-    # by itself whenever there is one, so it gets no scope and device_and_sync refuses the
+    # by itself whenever there is one, so it gets no scope and device() refuses the
     # one case it cannot honour.
     return contextlib.nullcontext() if BACKEND == "torch" else keras.device(device)
 
@@ -86,6 +110,13 @@ def in_device(device: str, fn):
             return fn(*args)
 
     return wrapped
+
+
+def hooks(device: str, trainer) -> dict:
+    """The Trainer fields the harness reads from Keras on `device`: the backend's barrier and profiler,
+    and the trainer's own calls run inside the device scope."""
+    return {"step": trainer.step and in_device(device, trainer.step), "run": trainer.run and in_device(device, trainer.run),
+            "bare": trainer.bare and in_device(device, trainer.bare), "sync": sync(device), "profile": profiler(device)}
 
 
 def profiler(device: str):

@@ -13,7 +13,7 @@ import numpy as np
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import Trainer
 
 
@@ -28,10 +28,11 @@ def forward(x, w1, w2):
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:
+def build_manual(cfg: RunConfig, start: Start) -> Trainer:
+    w1, w2 = start.w1, start.w2
     lr = np.dtype(cfg.dtype).type(cfg.lr)
 
-    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
+    def step(x=start.x, y=start.y):  # minibatch mode passes each batch; else the lecture's one
         nonlocal w1, w2  # `w -= ...` updates them in place, and would otherwise make them local
         # overflow on a diverging run is reported by the harness as "diverged at step k"
         with np.errstate(over="ignore", invalid="ignore"):
@@ -72,11 +73,12 @@ def make_feed(cfg: RunConfig, problem: Problem):
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     if cfg.device != "cpu":
         raise NotImplementedError("NumPy runs on the CPU only")
-    # Copies: training in place must never write into the shared Problem.
-    w1, w2 = problem.w1.copy(), problem.w2.copy()
+    # the framework's own copies: training in place must never write into the shared Problem
+    start = place(cfg, problem, "cpu", np.copy)
+    trainer = BUILDERS[variant](cfg, start)
     if cfg.minibatch:  # every step gets its batch from the feed
-        return BUILDERS[variant](cfg, None, None, w1, w2)._replace(feed=make_feed(cfg, problem))
-    return BUILDERS[variant](cfg, problem.x, problem.y, w1, w2)
+        trainer = trainer._replace(feed=make_feed(cfg, problem))
+    return trainer
 
 
 if __name__ == "__main__":

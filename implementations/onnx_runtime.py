@@ -19,10 +19,6 @@ predict_net.onnx with the trained weights)
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -30,10 +26,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import StepClock, Trainer
 from implementations import onnx_support
-from implementations.onnx_support import empty_on_device, model_of, on_device, save_checked, value
+from implementations.onnx_support import Workspace, model_of, value
 
 
 
@@ -150,13 +146,16 @@ def predict_net(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
+def build_step(cfg: RunConfig, start: Start) -> Trainer:
+    workspace, problem = start.device, start.problem
+    session = workspace.load(train_net(problem, cfg.lr, cfg.batch), "train_net.onnx", trains=True)
     # In minibatch mode each step binds the feed's batch; these are bound only until then.
-    x, y = on_device(cfg, problem.x[:cfg.batch]), on_device(cfg, problem.y[:cfg.batch])
+    x, y = workspace.put(problem.x[:cfg.batch]), workspace.put(problem.y[:cfg.batch])
     # Two buffers per weight: each step reads one and writes the other (ORT must not write an
     # output into a buffer it is still reading as an input).
-    weights = [(on_device(cfg, w1), on_device(cfg, w2)),
-               (empty_on_device(cfg, w1.shape, w1.dtype), empty_on_device(cfg, w2.shape, w2.dtype))]
+    w1, w2 = start.w1, start.w2
+    weights = [(workspace.put(w1), workspace.put(w2)),
+               (workspace.empty(w1.shape, w1.dtype), workspace.empty(w2.shape, w2.dtype))]
     loss = ort.OrtValue.ortvalue_from_shape_and_type([], problem.x.dtype, "cpu", 0)  # read on the host
 
     bindings = []
@@ -185,9 +184,10 @@ def build_step(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, 
     return Trainer(step, weights=current_weights)
 
 
-def build_loop(cfg: RunConfig, problem: Problem, session: ort.InferenceSession, w1, w2) -> Trainer:
-    final = {"weights": (w1, w2)}
-    feed = lambda steps: {"x": problem.x, "y": problem.y, "w1": w1, "w2": w2,  # noqa: E731
+def build_loop(cfg: RunConfig, start: Start) -> Trainer:
+    session = start.device.load(loop_net(start.problem, cfg.lr), "loop_net.onnx", trains=True)
+    final = {"weights": (start.w1, start.w2)}
+    feed = lambda steps: {"x": start.x, "y": start.y, "w1": start.w1, "w2": start.w2,  # noqa: E731
                           "steps": np.array(steps, dtype=np.int64)}
     # The loop's first call pays for allocations the later ones reuse; the other variants
     # leave theirs out of the statistics as warm-up steps. The Loop is a pure function of its
@@ -225,14 +225,14 @@ def gather_net(problem: Problem, batch: int) -> onnx.ModelProto:
     return model_of(graph)
 
 
-def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
+def make_feed(cfg: RunConfig, problem: Problem, workspace: Workspace):
     """Minibatches in the shared order, written into two device buffers the step reads.
 
     resident: gather_net picks each batch out of the dataset already on the device;
     otherwise NumPy batches (common.data: threads for prefetch, a memory map for disk) are
     copied into the buffers with update_inplace, the host-to-device copy on a GPU.
     """
-    x_batch, y_batch = (empty_on_device(cfg, [cfg.batch, a.shape[1]], a.dtype) for a in (problem.x, problem.y))
+    x_batch, y_batch = (workspace.empty([cfg.batch, a.shape[1]], a.dtype) for a in (problem.x, problem.y))
     if cfg.feed != "resident":
         def host_batches():
             for x, y in data.feed_batches(cfg, problem):
@@ -241,15 +241,14 @@ def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
                 yield x_batch, y_batch
 
         return host_batches
-    gather_path = save_checked(gather_net(problem, cfg.batch), model_dir / "gather_net.onnx")
-    session = onnx_support.load_session(gather_path, cfg)
+    session = workspace.load(gather_net(problem, cfg.batch), "gather_net.onnx")
     binding = session.io_binding()
-    dataset = {"x_all": on_device(cfg, problem.x), "y_all": on_device(cfg, problem.y)}  # kept alive here
+    dataset = {"x_all": workspace.put(problem.x), "y_all": workspace.put(problem.y)}  # kept alive here
     for name, bound in dataset.items():
         binding.bind_ortvalue_input(name, bound)
     binding.bind_ortvalue_output("x", x_batch)
     binding.bind_ortvalue_output("y", y_batch)
-    order_on_device = [on_device(cfg, rows) for rows in data.batch_order(cfg)]
+    order_on_device = [workspace.put(rows) for rows in data.batch_order(cfg)]
 
     def resident_batches():
         for rows in order_on_device:
@@ -262,36 +261,15 @@ def make_feed(cfg: RunConfig, problem: Problem, model_dir: Path):
 
 # --- build ------------------------------------------------------------------------------------
 
-def write_models(cfg: RunConfig, problem: Problem, variant: str, model_dir: Path) -> tuple[Path, Path]:
-    """init_net.onnx and the variant's training graph, checked, in model_dir."""
-    init_path = save_checked(init_net(problem.w1, problem.w2), model_dir / "init_net.onnx")
-    if variant == "step":
-        net_path = save_checked(train_net(problem, cfg.lr, cfg.batch), model_dir / "train_net.onnx")
-    else:
-        net_path = save_checked(loop_net(problem, cfg.lr), model_dir / "loop_net.onnx")
-    return init_path, net_path
-
-
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    onnx_support.providers(cfg.device)  # refuse before writing anything when there is no such device
-    model_dir = Path(tempfile.mkdtemp(prefix="fourways-onnx-"))  # the nets are files, as Caffe2's were
-    init_path, net_path = write_models(cfg, problem, variant, model_dir)
-    # As with Caffe2: run init_net once to get the parameters, then the training net from file.
-    w1, w2 = onnx_support.load_session(init_path, cfg).run(["w1", "w2"], {})
-    session = onnx_support.load_session(net_path, cfg, profiled=cfg.profile)
-    trainer = BUILDERS[variant](cfg, problem, session, w1, w2)
-    if cfg.profile:
-        trainer = trainer._replace(profile=onnx_support.profiler(session))
-    if cfg.minibatch:
-        trainer = trainer._replace(feed=make_feed(cfg, problem, model_dir))
-
-    def save(folder: Path) -> None:
-        """The nets that ran, and predict_net.onnx with the trained weights (the deploy model)."""
-        for path in model_dir.glob("*.onnx"):
-            shutil.copy(path, folder / path.name)
-        save_checked(predict_net(*trainer.weights()), folder / "predict_net.onnx")
-
-    return trainer._replace(save=save, close=lambda: shutil.rmtree(model_dir, ignore_errors=True))
+    device = onnx_support.Workspace(cfg)  # the nets are files, as Caffe2's were, written and run there
+    # As with Caffe2, running init_net once yields the parameters; the training net is then loaded from file
+    w1, w2 = device.load(init_net(problem.w1, problem.w2), "init_net.onnx").run(["w1", "w2"], {})
+    start = place(cfg, problem._replace(w1=w1, w2=w2), device, np.copy)
+    trainer = BUILDERS[variant](cfg, start)
+    if cfg.minibatch:  # every step gets its batch from the feed
+        trainer = trainer._replace(feed=make_feed(cfg, problem, device))
+    return trainer.with_hooks(**device.hooks(deploy=lambda: predict_net(*trainer.weights())))
 
 
 if __name__ == "__main__":

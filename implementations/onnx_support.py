@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,42 @@ def on_device(cfg: RunConfig, array: np.ndarray) -> ort.OrtValue:
 def empty_on_device(cfg: RunConfig, shape: list[int], dtype) -> ort.OrtValue:
     """A buffer on the run's device that a step or a feed writes into."""
     return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, ort_device(cfg), 0)
+
+
+class Workspace:
+    """Where a run's nets live and run, as in Caffe2's workspace: a folder they are written to and
+    loaded back from as files, the run's device, and the training net's session, whose profile the
+    harness reads. Its hooks() are the Trainer fields that save, profile and remove it."""
+
+    def __init__(self, cfg: RunConfig):
+        providers(cfg.device)  # refuse before writing anything when there is no such device
+        self.cfg = cfg
+        self.folder = Path(tempfile.mkdtemp(prefix="fourways-onnx-"))
+        self.training = None
+
+    def load(self, model: onnx.ModelProto, name: str, trains: bool = False) -> ort.InferenceSession:
+        """`model` written to the folder as `name`, checked, and a session on that file. `trains`: the
+        net whose steps are timed (profiled from its creation when the run is)."""
+        session = load_session(save_checked(model, self.folder / name), self.cfg, profiled=trains and self.cfg.profile)
+        if trains:
+            self.training = session
+        return session
+
+    def put(self, array: np.ndarray) -> ort.OrtValue:
+        return on_device(self.cfg, array)
+
+    def empty(self, shape: list[int], dtype) -> ort.OrtValue:
+        return empty_on_device(self.cfg, shape, dtype)
+
+    def hooks(self, deploy: Callable[[], onnx.ModelProto]) -> dict:
+        """Trainer fields: save writes every net that ran and `deploy()` (the trained model) as
+        predict_net.onnx; close removes the folder; profile, when profiled, is ORT's own."""
+        def save(folder: Path) -> None:
+            for path in self.folder.glob("*.onnx"):
+                shutil.copy(path, folder / path.name)
+            save_checked(deploy(), folder / "predict_net.onnx")
+
+        fields = {"save": save, "close": lambda: shutil.rmtree(self.folder, ignore_errors=True)}
+        if self.cfg.profile and self.training is not None:
+            fields["profile"] = profiler(self.training)
+        return fields

@@ -14,7 +14,7 @@ import torch
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import Trainer
 from implementations import torch_support
 
@@ -44,8 +44,10 @@ def weights_of(model):
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_tensors(cfg: RunConfig, x, y, w1, w2) -> Trainer:
-    def step(x=x, y=y):  # minibatch mode passes each batch; else the lecture's one
+def build_tensors(cfg: RunConfig, start: Start) -> Trainer:
+    w1, w2 = start.w1, start.w2
+
+    def step(x=start.x, y=start.y):  # minibatch mode passes each batch; else the lecture's one
         # Forward pass: compute predicted y
         h = x.mm(w1)
         h_relu = h.clamp(min=0)
@@ -66,11 +68,12 @@ def build_tensors(cfg: RunConfig, x, y, w1, w2) -> Trainer:
     return Trainer(step, weights=lambda: torch_support.to_numpy((w1, w2)))
 
 
-def build_autograd(cfg: RunConfig, x, y, w1, w2) -> Trainer:
+def build_autograd(cfg: RunConfig, start: Start) -> Trainer:
+    w1, w2 = start.w1, start.w2
     w1.requires_grad_(True)
     w2.requires_grad_(True)
 
-    def step(x=x, y=y):
+    def step(x=start.x, y=start.y):
         # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
         y_pred = x.mm(w1).clamp(min=0).mm(w2)
         loss = (y_pred - y).pow(2).sum()
@@ -86,8 +89,8 @@ def build_autograd(cfg: RunConfig, x, y, w1, w2) -> Trainer:
     return Trainer(step, weights=lambda: torch_support.to_numpy((w1, w2)))
 
 
-def build_module(cfg: RunConfig, x, y, w1, w2, compiled: bool = False) -> Trainer:
-    model = make_sequential(w1, w2)
+def build_module(cfg: RunConfig, start: Start, *, compiled: bool = False) -> Trainer:
+    model = make_sequential(start.w1, start.w2)
     loss_fn = torch.nn.MSELoss(reduction="sum")  # the default "mean" would rescale the gradient
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
@@ -104,7 +107,7 @@ def build_module(cfg: RunConfig, x, y, w1, w2, compiled: bool = False) -> Traine
         # backward too. Compilation happens on the first call, which the harness counts as setup.
         forward_loss = torch.compile(forward_loss)
 
-    def step(x=x, y=y):
+    def step(x=start.x, y=start.y):
         loss = forward_loss(x, y)
         optimizer.zero_grad()
         loss.backward()
@@ -114,8 +117,8 @@ def build_module(cfg: RunConfig, x, y, w1, w2, compiled: bool = False) -> Traine
     return Trainer(step, weights=lambda: torch_support.to_numpy(weights_of(model)))
 
 
-def build_compile(cfg: RunConfig, x, y, w1, w2) -> Trainer:
-    return build_module(cfg, x, y, w1, w2, compiled=True)
+def build_compile(cfg: RunConfig, start: Start) -> Trainer:
+    return build_module(cfg, start, compiled=True)
 
 
 BUILDERS = {"tensors": build_tensors, "autograd": build_autograd, "module": build_module, "compile": build_compile}
@@ -167,16 +170,13 @@ def make_feed(cfg: RunConfig, problem: Problem, device: torch.device, order=None
 # --- build ------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
-    torch_support.set_threads(cfg.threads)
-    device = torch_support.device(cfg)
-    # torch.tensor copies: training in place must never write into the shared Problem.
-    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+    device = torch_support.start(cfg)
+    # the framework's own copies: training in place must never write into the shared Problem
+    start = place(cfg, problem, device, lambda a: torch.tensor(a, device=device))
+    trainer = BUILDERS[variant](cfg, start)
     if cfg.minibatch:  # every step gets its batch from the feed
-        trainer = BUILDERS[variant](cfg, None, None, w1, w2)._replace(feed=make_feed(cfg, problem, device))
-    else:
-        x, y = torch.tensor(problem.x, device=device), torch.tensor(problem.y, device=device)
-        trainer = BUILDERS[variant](cfg, x, y, w1, w2)
-    return trainer._replace(**torch_support.hooks(device))
+        trainer = trainer._replace(feed=make_feed(cfg, problem, device))
+    return trainer.with_hooks(**torch_support.hooks(device))
 
 
 if __name__ == "__main__":

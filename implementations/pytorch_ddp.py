@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from common import data
 from common.config import RunConfig
 from common.launch import free_ports
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import Trainer, median
 from implementations import torch_support
 from implementations.pytorch import make_feed, make_sequential, weights_of
@@ -40,13 +40,13 @@ def sum_gradients(state, bucket):
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_ddp(cfg: RunConfig, x, y, w1, w2) -> Trainer:
-    model = DistributedDataParallel(make_sequential(w1, w2))
+def build_ddp(cfg: RunConfig, start: Start) -> Trainer:
+    model = DistributedDataParallel(make_sequential(start.w1, start.w2))
     model.register_comm_hook(None, sum_gradients)
     loss_fn = torch.nn.MSELoss(reduction="sum")
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
-    def step(x=x, y=y):  # minibatch mode passes this worker's rows of each batch
+    def step(x=start.x, y=start.y):  # minibatch mode passes this worker's rows of each batch
         local_loss = loss_fn(model(x), y)  # over this worker's rows only
         optimizer.zero_grad()
         local_loss.backward()  # DDP sums the gradients of every worker as backward runs
@@ -109,16 +109,14 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     torch_support.set_threads(cfg.worker_threads)
     device = local_device(cfg)
     join_process_group(cfg)
-    w1, w2 = torch.tensor(problem.w1, device=device), torch.tensor(problem.w2, device=device)
+    mine = data.worker_rows(cfg, dist.get_rank())  # this worker's rows of the batch
+    start = place(cfg, problem._replace(x=problem.x[mine], y=problem.y[mine]), device,
+                  lambda a: torch.tensor(a, device=device))
+    trainer = BUILDERS[variant](cfg, start)
     if cfg.minibatch:
         # The sampler, as DistributedSampler is one: this worker's rows of each batch of the shared
         # order, so the W workers' rows together are the batch the reference trains on.
-        trainer = BUILDERS[variant](cfg, None, None, w1, w2)._replace(
-            feed=make_feed(cfg, problem, device, order=data.worker_order(cfg, dist.get_rank())))
-    else:
-        mine = data.worker_rows(cfg, dist.get_rank())
-        x, y = torch.tensor(problem.x[mine], device=device), torch.tensor(problem.y[mine], device=device)
-        trainer = BUILDERS[variant](cfg, x, y, w1, w2)
+        trainer = trainer._replace(feed=make_feed(cfg, problem, device, order=data.worker_order(cfg, dist.get_rank())))
     return trainer._replace(sync=torch_support.sync(device), reports=dist.get_rank() == 0,
                             collectives=lambda: time_collectives(cfg, problem, device),
                             note=f"DDP, {cfg.workers} worker(s) x {cfg.worker_threads} thread(s)",

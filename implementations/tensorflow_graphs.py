@@ -16,11 +16,13 @@ Run alone: python -m implementations.tensorflow_graphs --variant feed --artifact
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 from types import SimpleNamespace
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import Trainer
 from implementations import tf_data, tf_support
 from implementations.tf_support import tf, v1
@@ -90,60 +92,64 @@ def graph_optimizer(problem, lr):
     return SimpleNamespace(x=x, y=y, w1=w1, w2=w2, loss=loss, updates=updates, init_feed=init_feed)
 
 
-GRAPH_BUILDERS = {"feed": graph_feed, "variables": graph_variables, "optimizer": graph_optimizer}
-
-
-def open_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> SimpleNamespace:
-    """The variant's graph and a Session on it with its variables initialised."""
+def open_session(cfg: RunConfig, start: Start, graph_of) -> SimpleNamespace:
+    """The graph `graph_of` builds and a Session on it with its variables initialised; `parts.run` is
+    Session.run, traced when profiled, and `parts.hooks` the Trainer fields that save, close and profile it."""
     graph = tf.Graph()  # placeholders and tf.gradients need a graph of their own, not eager mode
-    with graph.as_default(), tf.device(device):
-        parts = GRAPH_BUILDERS[variant](problem, cfg.lr)
+    with graph.as_default(), tf.device(start.device):
+        parts = graph_of(start.problem, cfg.lr)
         init = v1.global_variables_initializer()
     parts.graph = graph
     parts.session = v1.Session(graph=graph, config=tf_support.session_config(cfg.threads))
     parts.session.run(init, feed_dict=parts.init_feed)
+    parts.run, profile = tf_support.traced_session(parts.session)
+    parts.hooks = {"save": lambda folder: write_graph(graph.as_graph_def(), folder), "close": parts.session.close,
+                   "profile": profile}
     return parts
 
 
-def build_session(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
-    parts = open_session(cfg, problem, variant, device)
-    run, profile = tf_support.traced_session(parts.session)  # Session.run, and the profiler that traces it
-    if variant == "feed":
-        values = {parts.x: problem.x, parts.y: problem.y, parts.w1: problem.w1, parts.w2: problem.w2}
+def build_feed(cfg: RunConfig, start: Start) -> Trainer:
+    parts = open_session(cfg, start, graph_feed)
+    values = {parts.x: start.x, parts.y: start.y, parts.w1: start.w1, parts.w2: start.w2}
 
-        def step():
-            # The weights make a round trip out of the graph and back in every step
-            loss, values[parts.w1], values[parts.w2] = run([parts.loss, parts.new_w1, parts.new_w2],
-                                                           feed_dict=values)
-            return loss
+    def step():
+        # The weights make a round trip out of the graph and back in every step
+        loss, values[parts.w1], values[parts.w2] = parts.run([parts.loss, parts.new_w1, parts.new_w2],
+                                                             feed_dict=values)
+        return loss
 
-        weights = lambda: (values[parts.w1], values[parts.w2])  # noqa: E731
-    else:
-        values = {parts.x: problem.x, parts.y: problem.y}
+    return Trainer(step, weights=lambda: (values[parts.w1], values[parts.w2]), **parts.hooks)
 
-        def step():
-            loss, _ = run([parts.loss, parts.updates], feed_dict=values)
-            return loss
 
-        weights = lambda: tuple(run([parts.w1, parts.w2]))  # noqa: E731
-    return Trainer(step, weights=weights, save=lambda folder: write_graph(parts.graph.as_graph_def(), folder),
-                   close=parts.session.close, profile=profile)
+def build_variables(cfg: RunConfig, start: Start, *, graph_of=graph_variables) -> Trainer:
+    parts = open_session(cfg, start, graph_of)
+    values = {parts.x: start.x, parts.y: start.y}
+
+    def step():
+        loss, _ = parts.run([parts.loss, parts.updates], feed_dict=values)
+        return loss
+
+    return Trainer(step, weights=lambda: tuple(parts.run([parts.w1, parts.w2])), **parts.hooks)
+
+
+def build_optimizer(cfg: RunConfig, start: Start) -> Trainer:
+    return build_variables(cfg, start, graph_of=graph_optimizer)
 
 
 # TF2: eager Variables, the step traced once by tf.function into a graph
 
-def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) -> Trainer:
+def build_function(cfg: RunConfig, start: Start, *, jit_compile: bool = False) -> Trainer:
     tf_support.set_threads(cfg.threads)
-    with tf.device(device):
+    dtype = start.problem.x.dtype
+    with tf.device(start.device):
         if cfg.minibatch:  # each step gets its batch from the feed; these only name the shapes
-            x = tf.TensorSpec((cfg.batch, cfg.d_in), problem.x.dtype)
-            y = tf.TensorSpec((cfg.batch, cfg.d_out), problem.y.dtype)
+            x, y = tf.TensorSpec((cfg.batch, cfg.d_in), dtype), tf.TensorSpec((cfg.batch, cfg.d_out), dtype)
         else:
-            x, y = tf.constant(problem.x), tf.constant(problem.y)
-        w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
-    lr = tf.constant(cfg.lr, dtype=problem.x.dtype)
+            x, y = tf.constant(start.x), tf.constant(start.y)
+        w1, w2 = tf.Variable(start.w1, name="w1"), tf.Variable(start.w2, name="w2")
+    lr = tf.constant(cfg.lr, dtype=dtype)
 
-    @tf.function(jit_compile=(variant == "xla"))
+    @tf.function(jit_compile=jit_compile)
     def train_step(x, y):
         # The tape records the forward pass; tracing turns all of it into one graph
         with tf.GradientTape() as tape:
@@ -159,13 +165,17 @@ def build_function(cfg: RunConfig, problem: Problem, variant: str, device: str) 
                    save=lambda folder: write_graph(traced(), folder), profile=tf_support.profile)
 
 
+def build_xla(cfg: RunConfig, start: Start) -> Trainer:
+    return build_function(cfg, start, jit_compile=True)
+
+
 def write_graph(graph_def, folder: Path) -> None:
     """The GraphDef that ran, as text: what the lecture means by "the graph"."""
     (folder / "graph.pbtxt").write_text(str(graph_def))
 
 
-BUILDERS = {"feed": build_session, "variables": build_session, "optimizer": build_session,
-            "function": build_function, "xla": build_function}
+BUILDERS = {"feed": build_feed, "variables": build_variables, "optimizer": build_optimizer,
+            "function": build_function, "xla": build_xla}
 
 
 # --- the feed (minibatch mode) ----------------------------------------------------------------
@@ -204,8 +214,12 @@ def make_feed(cfg: RunConfig, problem: Problem, device: str):
 
 def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     device = tf_support.device(cfg)
-    trainer = BUILDERS[variant](cfg, problem, variant, device)._replace(**tf_support.hooks(device))
-    return trainer._replace(feed=make_feed(cfg, problem, device)) if cfg.minibatch else trainer
+    # the framework's own copies: training in place must never write into the shared Problem
+    start = place(cfg, problem, device, np.copy)  # TF1 feeds NumPy; TF2 makes its constants and Variables
+    trainer = BUILDERS[variant](cfg, start)
+    if cfg.minibatch:  # every step gets its batch from the feed
+        trainer = trainer._replace(feed=make_feed(cfg, problem, device))
+    return trainer.with_hooks(**tf_support.hooks(device))
 
 
 if __name__ == "__main__":

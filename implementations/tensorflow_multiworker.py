@@ -18,7 +18,7 @@ import time
 
 from common import data
 from common.config import RunConfig
-from common.problem import Problem
+from common.problem import Problem, Start, place
 from common.timing import Trainer, median
 from implementations import tf_data, tf_support
 from implementations.tensorflow_graphs import forward_loss
@@ -32,10 +32,14 @@ SUM = tf.distribute.ReduceOp.SUM
 
 # --- the step of each variant -----------------------------------------------------------------
 
-def build_multiworker(cfg: RunConfig, x, y, w1, w2, strategy) -> Trainer:
+def build_multiworker(cfg: RunConfig, start: Start) -> Trainer:
+    strategy = start.device
+    # Plain variables, one copy per worker, created outside strategy.scope(): every worker
+    # applies the same summed gradient, so no variable syncing is needed (or paid for).
+    w1, w2 = tf.Variable(start.w1, name="w1"), tf.Variable(start.w2, name="w2")
     lr = tf.constant(cfg.lr, dtype=w1.dtype)
 
-    def replica_step(x=x, y=y):  # minibatch mode passes this worker's rows of each batch
+    def replica_step(x=start.x, y=start.y):  # minibatch mode passes this worker's rows of each batch
         with tf.GradientTape() as tape:
             local_loss = forward_loss(x, y, w1, w2)  # over this worker's rows only
         grad_w1, grad_w2 = tape.gradient(local_loss, [w1, w2])
@@ -113,16 +117,11 @@ def build(cfg: RunConfig, problem: Problem, variant: str) -> Trainer:
     device = tf_support.device(cfg)
     strategy = make_strategy(cfg, device)
     rank = strategy.cluster_resolver.task_id or 0
-    # Plain variables, one copy per worker, created outside strategy.scope(): every worker
-    # applies the same summed gradient, so no variable syncing is needed (or paid for).
-    w1, w2 = tf.Variable(problem.w1, name="w1"), tf.Variable(problem.w2, name="w2")
+    mine = data.worker_rows(cfg, rank)  # this worker's rows of the batch
+    start = place(cfg, problem._replace(x=problem.x[mine], y=problem.y[mine]), strategy, tf.constant)
+    trainer = BUILDERS[variant](cfg, start)
     if cfg.minibatch:
-        trainer = BUILDERS[variant](cfg, None, None, w1, w2, strategy)._replace(
-            feed=distributed_feed(cfg, problem, strategy))
-    else:
-        mine = data.worker_rows(cfg, rank)
-        x, y = tf.constant(problem.x[mine]), tf.constant(problem.y[mine])
-        trainer = BUILDERS[variant](cfg, x, y, w1, w2, strategy)
+        trainer = trainer._replace(feed=distributed_feed(cfg, problem, strategy))
     return trainer._replace(sync=tf_support.sync(device), reports=rank == 0,
                             collectives=lambda: time_collectives(problem, strategy),
                             note=f"MultiWorkerMirroredStrategy, {cfg.workers} worker(s) x "

@@ -26,6 +26,12 @@ def device(cfg: RunConfig, index: int = 0) -> torch.device:
     return torch.device("cuda", index)
 
 
+def start(cfg: RunConfig) -> torch.device:
+    """What every torch run sets before it builds: its threads, then its device."""
+    set_threads(cfg.threads)
+    return device(cfg)
+
+
 def sync(on: torch.device):
     """The device barrier the clock waits on before it stops."""
     return torch.cuda.synchronize if on.type == "cuda" else no_sync

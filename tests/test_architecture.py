@@ -176,6 +176,9 @@ def test_every_implementation_file_has_the_lectures_sections_and_one_build(path)
     (builders,) = [node.value for node in step_nodes if isinstance(node, ast.Assign)
                    and [getattr(t, "id", None) for t in node.targets] == ["BUILDERS"]]
     assert all(isinstance(v, ast.Name) and v.id in functions for v in builders.values), "BUILDERS' builders"
+    for node in step_nodes:  # one builder signature: what build prepared comes in one Start
+        if isinstance(node, ast.FunctionDef) and node.name in {v.id for v in builders.values}:
+            assert _signature(node) == "(cfg: RunConfig, start: Start) -> Trainer", (node.name, _signature(node))
     used = {n.id for node in step_nodes for n in ast.walk(node) if isinstance(n, ast.Name)} | \
            {n.attr for node in step_nodes for n in ast.walk(node) if isinstance(n, ast.Attribute)}
     assert not used & PLUMBING, f"harness plumbing in the step section: {sorted(used & PLUMBING)}"
@@ -184,11 +187,27 @@ def test_every_implementation_file_has_the_lectures_sections_and_one_build(path)
     assert ast.unparse(build.returns) == "Trainer"
 
 
+def _signature(function: ast.FunctionDef) -> str:
+    """A builder's positional parameters and return, as written (keyword-only options, each with its
+    default, are how two variants share one builder: build_compile calls build_module(compiled=True))."""
+    params = ", ".join(f"{a.arg}: {ast.unparse(a.annotation)}" if a.annotation else a.arg for a in function.args.args)
+    return f"({params}) -> {ast.unparse(function.returns) if function.returns else None}"
+
+
 def test_the_shape_check_finds_plumbing_in_a_step_section(tmp_path):
     source = (ROOT / "implementations" / "numpy.py").read_text()
     bad = tmp_path / "numpy.py"
-    bad.write_text(source.replace("def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:\n",
-                                  "def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:\n"
+    bad.write_text(source.replace("def build_manual(cfg: RunConfig, start: Start) -> Trainer:\n",
+                                  "def build_manual(cfg: RunConfig, start: Start) -> Trainer:\n"
                                   "    import tempfile\n    tempfile.mkdtemp()\n", 1))
     with pytest.raises(AssertionError, match="tempfile"):
+        test_every_implementation_file_has_the_lectures_sections_and_one_build(bad)
+
+
+def test_the_shape_check_finds_a_builder_of_another_signature(tmp_path):
+    source = (ROOT / "implementations" / "numpy.py").read_text()
+    bad = tmp_path / "numpy.py"
+    bad.write_text(source.replace("def build_manual(cfg: RunConfig, start: Start) -> Trainer:\n",
+                                  "def build_manual(cfg: RunConfig, x, y, w1, w2) -> Trainer:\n", 1))
+    with pytest.raises(AssertionError, match="build_manual"):
         test_every_implementation_file_has_the_lectures_sections_and_one_build(bad)

@@ -84,9 +84,9 @@ def test_the_numpy_rung_and_the_oracle_write_the_same_math_apart_and_agree_bit_f
 
     cfg = RunConfig(dtype=dtype, steps=40)
     problem = make_problem(cfg)
-    w1, w2 = problem.w1.copy(), problem.w2.copy()
-    trainer = numpy_rung.build_manual(cfg, problem.x, problem.y, w1, w2)
+    trainer = numpy_rung.build(cfg, problem, "manual")
     losses = [float(trainer.step()) for _ in range(cfg.steps)]
     oracle = reference_run(cfg, problem)
     assert losses == list(oracle.losses)
+    w1, w2 = trainer.weights()
     assert np.array_equal(w1, oracle.w1) and np.array_equal(w2, oracle.w2)

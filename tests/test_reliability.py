@@ -111,7 +111,8 @@ def test_report_from_reprints_an_earlier_run(cli, tmp_path):
 @pytest.mark.parametrize("content", [b"", b"garbage, not a protobuf", None])
 def test_corrupt_or_truncated_onnx_to_the_deploy_path(cli, tmp_path, content):
     pytest.importorskip("onnxruntime")
-    from implementations.onnx_runtime import predict_net, save_checked
+    from implementations.onnx_runtime import predict_net
+    from implementations.onnx_support import save_checked
     import numpy as np
 
     path = tmp_path / "model.onnx"

@@ -8,7 +8,7 @@ import pytest
 
 from common.config import RunConfig
 from common.equivalence import FACTOR
-from common.problem import make_problem
+from common.problem import make_problem, place
 from common.runner import apply_verdict
 from implementations import REGISTRY
 from tests.conftest import small_config, train
@@ -34,7 +34,7 @@ def test_fetching_the_loss_alone_leaves_the_weights_unchanged():
     # The lecture's trap: without `updates` in the fetch list the graph never assigns.
     cfg = RunConfig(steps=3, dtype="float64")
     problem = make_problem(cfg)
-    parts = tfg.open_session(cfg, problem, "variables", "/CPU:0")
+    parts = tfg.open_session(cfg, place(cfg, problem, "/CPU:0", np.copy), tfg.graph_variables)
     feed = {parts.x: problem.x, parts.y: problem.y}
     loss_alone = [parts.session.run(parts.loss, feed_dict=feed) for _ in range(3)]
     assert loss_alone[0] == loss_alone[1] == loss_alone[2]
@@ -98,7 +98,7 @@ def test_assigns_wait_for_the_backward_pass_and_a_racy_order_is_a_mismatch():
 
     cfg = small_config(dtype="float64")
     problem = make_problem(cfg)
-    parts = tfg.open_session(cfg, problem, "variables", "/CPU:0")
+    parts = tfg.open_session(cfg, place(cfg, problem, "/CPU:0", np.copy), tfg.graph_variables)
     step = parts.updates.control_inputs  # the group: the two assigns, and what they must wait for
     assigns = [op for op in step if op.type.startswith("Assign")]
     awaited = {op.name for op in step if not op.type.startswith("Assign")}  # the loss and both gradients
