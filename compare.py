@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None) -> Plan:
                    help="after the timed rounds, one extra run of each under its framework's own profiler: "
                         "--out/traces/<run>/trace.json (ui.perfetto.dev opens them) and a per-step breakdown "
                         "table (kernels, time inside them, the rest); never part of the timed statistics")
+    m.add_argument("--no-fork-server", action="store_true",
+                   help="start every run as a fresh `python -m` process that imports its framework itself, instead "
+                        "of forking it from a process that imported the framework once (slower: the imports are "
+                        "about half the default run; import s is then each run's own)")
     m.add_argument("--sweep", action="store_true",
                    help="the same comparison over a ladder of sizes, lecture's to compute-bound (see docs/measurement.md)")
     m.add_argument("--sweep-steps", type=int, default=30, help="steps per run in the sweep (default 30)")

@@ -5,13 +5,14 @@ compare.py hands it a Plan (common.plan) and gets back the exit status.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
 from common import hosts, noise, yardstick
 from common.config import RunConfig
 from common.figures import figures
-from common.launch import THREAD_ENV, Stopped, exit_status, run_one
+from common.launch import THREAD_ENV, ForkServers, Stopped, exit_status, forked_module, run_one
 from common.noise import Reference
 from common.plan import Plan, Run, runs_of
 from common.problem import make_problem
@@ -42,12 +43,13 @@ def progress(done: int, total: int, label: str) -> None:
 
 
 def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference, on_run=None,
-               done_before: int = 0, total: int | None = None) -> list[RunResult]:
+               done_before: int = 0, total: int | None = None, servers: ForkServers | None = None) -> list[RunResult]:
     """Every run `plan.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
     that a noisy spell of the machine hits every implementation alike; one merged row per run.
 
     on_run(finished rows) is called after every run; on Ctrl-C the rows finished so far are
-    attached to the KeyboardInterrupt as .finished."""
+    attached to the KeyboardInterrupt as .finished. `servers`: single-process runs are forked from
+    their module's fork server (common.launch.ForkServers), each framework imported once."""
     total = total or len(runs) * plan.rounds
     rounds: list[list[RunResult]] = [[] for _ in runs]
     done = done_before
@@ -68,7 +70,7 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
                 progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
                                       f"round {round_index + 1}/{plan.rounds}")
                 # the sweep leaves it out: at its large sizes a second pass costs minutes, and shrinks to nothing
-                result = apply_verdict(run_on_hosts(impl, variant, run_cfg, plan), reference)
+                result = apply_verdict(run_on_hosts(impl, variant, run_cfg, plan, servers), reference)
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
@@ -80,10 +82,10 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
     return finished()
 
 
-def run_on_hosts(impl, variant: str, cfg: RunConfig, plan: Plan):
+def run_on_hosts(impl, variant: str, cfg: RunConfig, plan: Plan, servers: ForkServers | None = None):
     """One run; with --hosts 2 a data-parallel run's workers go to two fresh hosts, removed after it."""
     if plan.hosts == 1 or cfg.workers == 1:
-        return run_one(impl, variant, cfg, plan.timeout_s, harness_cost=not plan.sweep)
+        return run_one(impl, variant, cfg, plan.timeout_s, harness_cost=not plan.sweep, servers=servers)
     with hosts.TwoHosts(plan.link_gbit) as two:
         result = run_one(impl, variant, cfg, plan.timeout_s, hosts=two)
     where = f"over 2 hosts ({cfg.workers // 2} worker(s) each), link {hosts.link_name(plan.link_gbit)}"
@@ -91,7 +93,7 @@ def run_on_hosts(impl, variant: str, cfg: RunConfig, plan: Plan):
     return result
 
 
-def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
+def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan, servers: ForkServers | None = None) -> None:
     """--profile: one more run of each that ran, under its framework's profiler; its breakdown
     joins that run's row, its trace lies in out/traces/<run>/ (the profiled times go nowhere else)."""
     for i, (run, result) in enumerate(zip(runs, results)):
@@ -100,7 +102,8 @@ def profile_runs(runs: list[Run], results: list[RunResult], plan: Plan) -> None:
         slug = result.name.replace("/", "-").replace(" ", "")
         progress(i, len(runs), f"{result.name} under its profiler")
         run_cfg = dataclasses.replace(plan.cfg, device=run.device, feed=run.feed or plan.cfg.feed)
-        profiled = run_one(run.impl, run.variant, run_cfg, plan.timeout_s, profile=plan.out / "traces" / slug)
+        profiled = run_one(run.impl, run.variant, run_cfg, plan.timeout_s, profile=plan.out / "traces" / slug,
+                           servers=servers)
         if profiled.profile:
             result.profile = {**profiled.profile, "trace": f"traces/{slug}/trace.json"}
             print(" ok", file=sys.stderr, flush=True)
@@ -152,24 +155,41 @@ def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
     return save
 
 
+def fork_servers(runs: list[Run], plan: Plan) -> ForkServers | None:
+    """The fork servers of every single-process run, started together (each waited for before any run),
+    or None with --no-fork-server."""
+    if not plan.fork_server:
+        return None
+    servers = ForkServers()
+    wanted = [forked_module(run.impl, run.variant, dataclasses.replace(plan.cfg, device=run.device, workers=run.workers))
+              for run in runs if not run.skip]
+    servers.start(list({(module, tuple(sorted(env.items()))): (module, env)
+                        for module, env in filter(None, wanted)}.values()))
+    return servers
+
+
 def run_comparison(plan: Plan, measurement: dict) -> int:
     runs = runs_of(plan)
-    reference = reference_for(plan.cfg)
-    measurement["noise_cost_s"] = reference.cost_s
-    save = saver(plan, measurement)
-    try:
-        results = run_rounds(runs, plan.cfg, plan, reference, on_run=save)
-    except KeyboardInterrupt as interrupt:
-        finished = getattr(interrupt, "finished", [])
-        save(finished)
-        print(f"\n{stopped_by(interrupt)}: {len(finished)} run(s) finished" + (f", kept in {plan.out / 'results.json'}"
-                                                                    if plan.out else ""), file=sys.stderr)
-        if finished:
-            print(format_table(rows_of(finished, measurement)))
-        return exit_status(interrupt)
-    second_pass(plan, measurement)
-    if plan.profile:
-        profile_runs(runs, results, plan)
+    servers = fork_servers(runs, plan)  # their imports overlap the reference's ensemble, which is not timed
+    with servers or contextlib.nullcontext():
+        reference = reference_for(plan.cfg)
+        measurement["noise_cost_s"] = reference.cost_s
+        if servers is not None:
+            servers.wait_ready(plan.timeout_s)
+        save = saver(plan, measurement)
+        try:
+            results = run_rounds(runs, plan.cfg, plan, reference, on_run=save, servers=servers)
+        except KeyboardInterrupt as interrupt:
+            finished = getattr(interrupt, "finished", [])
+            save(finished)
+            print(f"\n{stopped_by(interrupt)}: {len(finished)} run(s) finished" +
+                  (f", kept in {plan.out / 'results.json'}" if plan.out else ""), file=sys.stderr)
+            if finished:
+                print(format_table(rows_of(finished, measurement)))
+            return exit_status(interrupt)
+        second_pass(plan, measurement)
+        if plan.profile:
+            profile_runs(runs, results, plan, servers)
     return report(plan, plan.cfg, results, measurement, reference)
 
 
@@ -180,11 +200,16 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
     total = len(configs) * len(runs) * plan.rounds
     results: list[RunResult] = []
     reference = None
-    for point, point_cfg in enumerate(configs):
-        point_reference = reference_for(point_cfg)
-        reference = reference or point_reference
-        results += run_rounds(runs, point_cfg, plan, point_reference, on_run=saver(plan, measurement, list(results)),
-                              done_before=point * len(runs) * plan.rounds, total=total)
+    servers = fork_servers(runs, plan)
+    with servers or contextlib.nullcontext():
+        for point, point_cfg in enumerate(configs):
+            point_reference = reference_for(point_cfg)
+            reference = reference or point_reference
+            if servers is not None:
+                servers.wait_ready(plan.timeout_s)
+            results += run_rounds(runs, point_cfg, plan, point_reference, servers=servers,
+                                  on_run=saver(plan, measurement, list(results)),
+                                  done_before=point * len(runs) * plan.rounds, total=total)
     second_pass(plan, measurement)
     return report(plan, configs[0], results, measurement, reference,
                   intro=f"sweep: {len(configs)} sizes x {len(runs)} runs, {plan.sweep_steps} steps each, "

@@ -43,12 +43,14 @@ def child_env(cfg: RunConfig, extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: Path | None = None,
-            harness_cost: bool = False, profile: Path | None = None, hosts=None) -> RunResult:
+            harness_cost: bool = False, profile: Path | None = None, hosts=None,
+            servers: ForkServers | None = None) -> RunResult:
     """One run of a registry entry (implementations.Implementation) in a fresh subprocess, W of
     them for a data-parallel engine; any way it can fail becomes a row with the reason.
     `harness_cost`: the child also measures its steps with no per-step clock (not data-parallel);
     `profile`: the child runs under the framework's profiler and writes its trace into that folder;
-    `hosts` (common.hosts.TwoHosts): a data-parallel run's workers are spread over those two hosts."""
+    `hosts` (common.hosts.TwoHosts): a data-parallel run's workers are spread over those two hosts;
+    `servers`: a single-process run is forked from its module's fork server, which imported it once."""
     missing = impl.missing()
     if missing:
         return skipped(cfg, impl.framework, variant,
@@ -68,9 +70,11 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
             returncode, stderr, account = run_group(*launch, timeout_s)
         else:
             account = None
-            returncode, stderr = run_child([sys.executable, "-m", *args, "--json", str(out),
-                                            *(["--harness-cost"] if harness_cost else []),
-                                            *(["--profile", str(profile)] if profile else [])], env, timeout_s)
+            args += ["--json", str(out), *(["--harness-cost"] if harness_cost else []),
+                     *(["--profile", str(profile)] if profile else [])]
+            served = servers.run(args, env, timeout_s, Path(tmp) / "stderr.txt") if servers is not None else None
+            # served None: no server could take it; the plain child, which imports for itself
+            returncode, stderr = served or run_child([sys.executable, "-m", *args], env, timeout_s)
         if returncode is None:
             return failed(cfg, impl.framework, variant, f"timed out after {timeout_s:g} s (--timeout)")
         if out.exists():
@@ -91,6 +95,138 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
         else:
             how = f"exit status {returncode}"
         return failed(cfg, impl.framework, variant, f"{how}: {last}")
+
+
+class ForkServers:
+    """One comparison's fork servers (implementations.forkserver): one per module and environment,
+    started by its first run, each importing its module once; every run is forked from it as a
+    process of its own, which does what `python -m module ...` would. Closed, every server and any
+    run still going are killed. A server that cannot serve (its import failed, it died) is left
+    out, and the run is started as a plain child, which then says why itself."""
+
+    MODULE = "implementations.forkserver"
+
+    def __init__(self):
+        self.servers: dict[tuple, _Server] = {}
+
+    def __enter__(self) -> "ForkServers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            kill_tree(server.proc)
+        self.servers.clear()
+
+    def start(self, wanted: list[tuple[str, dict]]) -> None:
+        """The servers of these (module, environment) pairs, started together without waiting: their
+        imports overlap one another and whatever the caller does meanwhile (nothing timed, it must be)."""
+        for module, env in wanted:
+            key = (module, tuple(sorted(env.items())))
+            if key not in self.servers or self.servers[key].proc.poll() is not None:
+                with interrupts_deferred():
+                    self.servers[key] = _Server(subprocess.Popen(
+                        [sys.executable, "-m", self.MODULE, module], env=env, stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Every server started waited for until imported, so that no import runs beside a timed run;
+        one that dies importing (or takes the whole timeout) is left out."""
+        deadline = time.monotonic() + timeout_s
+        for key, server in list(self.servers.items()):
+            if server.ready:
+                continue
+            try:
+                said = server.reply(deadline)
+            except TimeoutError:
+                said = None
+            server.ready = bool(said and said.get("ready"))
+            if not server.ready:
+                kill_tree(self.servers.pop(key).proc)
+
+    def run(self, args: list[str], env: dict, timeout_s: float, stderr: Path) -> tuple[int | None, str] | None:
+        """`python -m args[0] args[1:]` forked from its server: (exit status, stderr), status None on a
+        timeout; None when the server could not take it."""
+        self.start([(args[0], env)])
+        self.wait_ready(timeout_s)
+        key = (args[0], tuple(sorted(env.items())))
+        if key not in self.servers:  # it died importing, or took the whole timeout to: a plain child will say why
+            return None
+        server = self.servers[key]
+        deadline = time.monotonic() + timeout_s
+        try:
+            server.send({"argv": args[1:], "stderr": str(stderr)})
+            started = server.reply(deadline)
+        except (OSError, TimeoutError):
+            started = None
+        if started is None:  # it died since: the same
+            kill_tree(self.servers.pop(key).proc)
+            return None
+        try:
+            ended = server.reply(deadline)
+        except TimeoutError:
+            ended = None
+        except BaseException:  # Ctrl-C: the run ends with the comparison
+            kill_run(started["pid"])
+            raise
+        if ended is None:
+            kill_run(started["pid"])
+            try:  # the server's word that it reaped the run, so that its next reply is the next run's
+                ended = server.reply(time.monotonic() + 10)
+            except TimeoutError:
+                ended = None
+            if ended is None:
+                kill_tree(self.servers.pop(key).proc)
+            ended = {"status": None}
+        return ended["status"], stderr.read_text(errors="replace") if stderr.exists() else ""
+
+
+def forked_module(impl, variant: str, cfg: RunConfig) -> tuple[str, dict] | None:
+    """The (module, environment) of a run that a fork server can start: one process, its packages here."""
+    if impl.missing() or (impl.distributed is not None and variant == impl.distributed.variant):
+        return None
+    return impl.module, child_env(cfg, dict(impl.env))
+
+
+class _Server:
+    """A fork server's process and what it has written that is not read yet."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.pending, self.ready = proc, b"", False
+
+    def send(self, request: dict) -> None:
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def reply(self, deadline: float) -> dict | None:
+        """The next reply line; None at the end of the server's output; TimeoutError past the
+        deadline. Waits in slices of WAIT_SLICE_S, so that a signal is acted on meanwhile."""
+        import select
+
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if select.select([fd], [], [], min(WAIT_SLICE_S, left))[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+
+def kill_run(pid: int) -> None:
+    """A forked run's session and everything below it, killed (its server reaps it)."""
+    below = _descendants(pid)
+    for kill, target in ((os.killpg, pid), *((os.kill, child) for child in below)):
+        try:
+            kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 # The longest a wait in compare.py's main thread blocks before it looks at its signals again.

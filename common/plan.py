@@ -35,6 +35,7 @@ class Plan:
     report_from: Path | None = None
     markdown: bool = False
     profile: bool = False  # one extra run each under the framework's profiler, traces in out/traces
+    fork_server: bool = True  # single-process runs forked from one import per framework (common.launch.ForkServers)
     hosts: int = 1  # --workers over 1 host (loopback) or 2 (network namespaces joined by a veth pair)
     link_gbit: float | None = None  # the 2 hosts' link, limited to this many Gbit/s (None: unlimited)
     command: str = "python compare.py"  # as typed: results.json and report.md name what made them
@@ -85,6 +86,7 @@ def plan_from_args(args, registry: Mapping[str, Any], aliases: Mapping[str, list
                 rounds=rounds, timeout_s=args.timeout, out=args.out, sweep=args.sweep, sweep_steps=args.sweep_steps,
                 deploy_from=_deploy_source(args.deploy_from, registry) if args.deploy else None, report_from=args.report_from,
                 markdown=args.markdown, profile=args.profile, hosts=args.hosts, link_gbit=args.link_gbit,
+                fork_server=not getattr(args, "no_fork_server", False),
                 registry=registry)
 
 

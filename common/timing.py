@@ -237,11 +237,13 @@ def _stop(batches) -> None:
 
 MIN_HARNESS_BLOCK = 25  # steps per block of harness_cost
 MIN_HARNESS_PAIRS = 4  # fewer, and one noisy block decides the median
-# Pairs per run, as many as MIN_HARNESS_BLOCK allows up to this: for the same steps, 20 pairs of 25
-# gave a median whose spread over six repeats was 2.3 points, against 4.1 for 10 pairs of 50
-# (tensorflow/optimizer at the lecture's size, 2 cores): a neighbour's burst spoils one short pair,
-# and the median of more pairs shrugs it off.
-HARNESS_PAIRS = 20
+# Pairs per run (per round: the rounds' pairs are pooled, result.merge_rounds), each of
+# MIN_HARNESS_BLOCK steps, as many as the run's steps allow up to this. Short pairs: for the same
+# steps, 20 pairs of 25 gave a median whose spread over six repeats was 2.3 points, against 4.1 for
+# 10 pairs of 50 (tensorflow/optimizer at the lecture's size, 2 cores): a neighbour's burst spoils one
+# short pair, and the median of more pairs shrugs it off. 10 a round, 30 pooled over the default's 3
+# rounds: 20 made the harness's measurement about a third of the default comparison's time.
+HARNESS_PAIRS = 10
 
 
 def run_bare(trainer: Trainer, steps: int) -> None:
@@ -278,13 +280,13 @@ def harness_cost(trainer: Trainer, steps: int, pairs: int = HARNESS_PAIRS) -> Ha
     timed whole, so its own fixed cost (a fit call's set-up, a loader's start) is paid once by
     each side. The figure is the median over the pairs of lapped / bare, so that one block hit
     by a neighbour's burst (a shared machine's steal time) does not swing it. Up to `pairs` pairs
-    of at least MIN_HARNESS_BLOCK steps; None when every step runs in one call already (nothing
+    of MIN_HARNESS_BLOCK steps; None when every step runs in one call already (nothing
     per step to leave out), or when the run has steps for fewer than MIN_HARNESS_PAIRS pairs.
     """
     pairs = min(pairs, steps // MIN_HARNESS_BLOCK)
     if (trainer.bare is None and trainer.step is None) or pairs < MIN_HARNESS_PAIRS:
         return None
-    block = steps // pairs
+    block = MIN_HARNESS_BLOCK
     clock = time.perf_counter_ns
     spent: dict[str, list[int]] = {"lapped": [], "bare": []}
     for pair in range(pairs + 1):

@@ -17,16 +17,22 @@ from common.runner import Build, apply_verdict, profile_line, run_guarded, summa
 from implementations import REGISTRY, Implementation
 
 
-def main(name: str | Implementation, build: Build, argv: list[str] | None = None) -> None:
-    """Parse the shared flags, run one variant, print its summary line; exit 0 when ok or skipped."""
+def main(name: str | Implementation, build: Build, argv: list[str] | None = None, module: str | None = None,
+         started: tuple[float | None, float | None] | None = None) -> None:
+    """Parse the shared flags, run one variant, print its summary line; exit 0 when ok or skipped.
+    `module` and `started` (its start-up's seconds and MB) are given by implementations.forkserver,
+    whose forked process is not `python -m module` and whose import ran before it."""
     from common import noise
     from common.memory import process_age_s, rss_mb
 
     # The module that called main() has imported its framework: what the run cost before build()
-    start_s, import_mb = process_age_s(), rss_mb()
+    start_s, import_mb = started or (process_age_s(), rss_mb())
+    # A forked process holds what its server held, give or take the pages it mapped in around those
+    # (forkserver.map_in): its memory figures are counted from the server's
+    offset = import_mb - rss_mb() if started and import_mb is not None and rss_mb() is not None else 0.0
 
     impl = REGISTRY[name] if isinstance(name, str) else name
-    module = sys.modules["__main__"].__spec__.name
+    module = module or sys.modules["__main__"].__spec__.name
     variants = impl.variants_of(module)
     parser = CliParser(prog=f"python -m {module}",
                        description=f"Train the two-layer net with {impl.name} alone and check it against NumPy.")
@@ -60,6 +66,9 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     if result is None:  # a data-parallel worker other than rank 0: rank 0 reports for all
         sys.exit(0)
     result.start_s, result.import_mb = start_s, import_mb
+    if offset:
+        result.peak_mb = result.peak_mb and result.peak_mb + offset
+        result.build_mb = result.build_mb and result.build_mb + offset
     if result.status not in ("skipped", "failed") and not args.no_check and args.profile is None:
         apply_verdict(result, noise.measure(cfg, make_problem(cfg)))
     print(summary_line(result))
