@@ -1,5 +1,6 @@
 """README's quick start is what CI runs; keep them from drifting apart."""
 
+import json
 import re
 
 import pytest
@@ -101,3 +102,13 @@ def test_the_decision_table_names_registered_variants_and_reads_every_file_it_ci
     for cited in (choosing.CPU, choosing.SWEEP, choosing.DEPLOY, *choosing.WORKERS):
         assert (ROOT / cited).is_file() and f"`{cited}`" in block
     assert len([line for line in block.splitlines() if line.startswith("| ")]) == 1 + 6  # header, one row per need
+
+
+def test_every_committed_results_file_is_the_current_schema():
+    """docs/' results are what today's code writes and reads: re-measured, not carried over from an older schema."""
+    from common.result import SCHEMA_VERSION
+
+    files = sorted((ROOT / "docs").rglob("results.json"))
+    assert len(files) > 10
+    stale = [str(p.relative_to(ROOT)) for p in files if json.loads(p.read_text()).get("schema_version") != SCHEMA_VERSION]
+    assert stale == []
