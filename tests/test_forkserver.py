@@ -6,7 +6,7 @@ import sys
 
 from common.config import RunConfig
 from common.launch import ForkServers, child_env, config_flags, run_one
-from implementations import REGISTRY
+from implementations import Implementation
 
 TINY = RunConfig(batch=8, d_in=20, hidden=6, d_out=3, steps=20, warmup=2, threads=1)
 
@@ -40,8 +40,8 @@ def test_a_module_whose_server_cannot_start_runs_as_a_plain_child_that_says_why(
         assert servers.servers == {}  # the dead server is left out, not asked again
 
         # through run_one: the plain child's own error is the row's
-        missing = REGISTRY["numpy"].__class__(name="nowhere", module="tests.no_such_module", variants=("x",),
-                                              requires=(), extra=None, kernels="numpy")
+        missing = Implementation(name="nowhere", module="tests.no_such_module", variants=("x",), requires=(),
+                                 extra=None, kernels="numpy")
         result = run_one(missing, "x", TINY, 60, servers=servers)
     assert result.status == "failed" and "No module named tests.no_such_module" in result.error, result.error
 
