@@ -156,26 +156,27 @@ def saver(plan: Plan, measurement: dict, earlier: list[RunResult] = ()):
 
 
 def fork_servers(runs: list[Run], plan: Plan) -> ForkServers | None:
-    """The fork servers of every single-process run, started together (each waited for before any run),
-    or None with --no-fork-server."""
+    """The fork servers of every single-process run, each started and waited for in turn, so that each
+    import is timed alone as a fresh process's would be (8 at once on 2 cores took as long, and read
+    TensorFlow's import 1 s slow); None with --no-fork-server."""
     if not plan.fork_server:
         return None
     servers = ForkServers()
     wanted = [forked_module(run.impl, run.variant, dataclasses.replace(plan.cfg, device=run.device, workers=run.workers))
               for run in runs if not run.skip]
-    servers.start(list({(module, tuple(sorted(env.items()))): (module, env)
-                        for module, env in filter(None, wanted)}.values()))
+    for module, env in {(module, tuple(sorted(env.items()))): (module, env)
+                        for module, env in filter(None, wanted)}.values():
+        servers.start([(module, env)])
+        servers.wait_ready(plan.timeout_s)
     return servers
 
 
 def run_comparison(plan: Plan, measurement: dict) -> int:
     runs = runs_of(plan)
-    servers = fork_servers(runs, plan)  # their imports overlap the reference's ensemble, which is not timed
+    reference = reference_for(plan.cfg)
+    measurement["noise_cost_s"] = reference.cost_s
+    servers = fork_servers(runs, plan)
     with servers or contextlib.nullcontext():
-        reference = reference_for(plan.cfg)
-        measurement["noise_cost_s"] = reference.cost_s
-        if servers is not None:
-            servers.wait_ready(plan.timeout_s)
         save = saver(plan, measurement)
         try:
             results = run_rounds(runs, plan.cfg, plan, reference, on_run=save, servers=servers)
@@ -205,8 +206,6 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
         for point, point_cfg in enumerate(configs):
             point_reference = reference_for(point_cfg)
             reference = reference or point_reference
-            if servers is not None:
-                servers.wait_ready(plan.timeout_s)
             results += run_rounds(runs, point_cfg, plan, point_reference, servers=servers,
                                   on_run=saver(plan, measurement, list(results)),
                                   done_before=point * len(runs) * plan.rounds, total=total)

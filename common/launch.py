@@ -121,8 +121,8 @@ class ForkServers:
         self.servers.clear()
 
     def start(self, wanted: list[tuple[str, dict]]) -> None:
-        """The servers of these (module, environment) pairs, started together without waiting: their
-        imports overlap one another and whatever the caller does meanwhile (nothing timed, it must be)."""
+        """The servers of these (module, environment) pairs, started without waiting for their imports
+        (whatever runs meanwhile slows them, and their import s with them: see wait_ready)."""
         for module, env in wanted:
             key = (module, tuple(sorted(env.items())))
             if key not in self.servers or self.servers[key].proc.poll() is not None:
