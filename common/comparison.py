@@ -162,12 +162,11 @@ def fork_servers(runs: list[Run], plan: Plan) -> ForkServers | None:
     if not plan.fork_server:
         return None
     servers = ForkServers()
-    wanted = [forked_module(run.impl, run.variant, dataclasses.replace(plan.cfg, device=run.device, workers=run.workers))
-              for run in runs if not run.skip]
-    for module, env in {(module, tuple(sorted(env.items()))): (module, env)
-                        for module, env in filter(None, wanted)}.values():
-        servers.start([(module, env)])
-        servers.wait_ready(plan.timeout_s)
+    for run in runs:
+        wanted = None if run.skip else forked_module(
+            run.impl, run.variant, dataclasses.replace(plan.cfg, device=run.device, workers=run.workers))
+        if wanted is not None:
+            servers.ready(*wanted, plan.timeout_s)
     return servers
 
 

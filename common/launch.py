@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -99,7 +100,7 @@ def run_one(impl, variant: str, cfg: RunConfig, timeout_s: float, save_weights: 
 
 class ForkServers:
     """One comparison's fork servers (implementations.forkserver): one per module and environment,
-    started by its first run, each importing its module once; every run is forked from it as a
+    each importing its module once; every run is forked from it as a
     process of its own, which does what `python -m module ...` would. Closed, every server and any
     run still going are killed. A server that cannot serve (its import failed, it died) is left
     out, and the run is started as a plain child, which then says why itself."""
@@ -120,41 +121,37 @@ class ForkServers:
             kill_tree(server.proc)
         self.servers.clear()
 
-    def start(self, wanted: list[tuple[str, dict]]) -> None:
-        """The servers of these (module, environment) pairs, started without waiting for their imports
-        (whatever runs meanwhile slows them, and their import s with them: see wait_ready)."""
-        for module, env in wanted:
-            key = (module, tuple(sorted(env.items())))
-            if key not in self.servers or self.servers[key].proc.poll() is not None:
-                with interrupts_deferred():
-                    self.servers[key] = _Server(subprocess.Popen(
-                        [sys.executable, "-m", self.MODULE, module], env=env, stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True))
-
-    def wait_ready(self, timeout_s: float) -> None:
-        """Every server started waited for until imported, so that no import runs beside a timed run;
-        one that dies importing (or takes the whole timeout) is left out."""
-        deadline = time.monotonic() + timeout_s
-        for key, server in list(self.servers.items()):
-            if server.ready:
-                continue
+    def ready(self, module: str, env: dict, timeout_s: float) -> _Server | None:
+        """The server of `module` in `env`, started if it is not running, and waited for until imported,
+        so that no import runs beside a timed run; None when it dies importing (or takes the whole
+        timeout to), and it is left out."""
+        key = (module, tuple(sorted(env.items())))
+        server = self.servers.get(key)
+        if server is None or server.proc.poll() is not None:
+            with interrupts_deferred():
+                server = self.servers[key] = _Server(subprocess.Popen(
+                    [sys.executable, "-m", self.MODULE, module], env=env, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True), key)
+        if not server.ready:
             try:
-                said = server.reply(deadline)
+                said = server.reply(time.monotonic() + timeout_s)
             except TimeoutError:
                 said = None
             server.ready = bool(said and said.get("ready"))
-            if not server.ready:
-                kill_tree(self.servers.pop(key).proc)
+        if not server.ready:
+            self.drop(server)
+            return None
+        return server
+
+    def drop(self, server: _Server) -> None:
+        kill_tree(self.servers.pop(server.key).proc)
 
     def run(self, args: list[str], env: dict, timeout_s: float, stderr: Path) -> tuple[int | None, str] | None:
         """`python -m args[0] args[1:]` forked from its server: (exit status, stderr), status None on a
-        timeout; None when the server could not take it."""
-        self.start([(args[0], env)])
-        self.wait_ready(timeout_s)
-        key = (args[0], tuple(sorted(env.items())))
-        if key not in self.servers:  # it died importing, or took the whole timeout to: a plain child will say why
+        timeout; None when the server could not take it (a plain child will say why)."""
+        server = self.ready(args[0], env, timeout_s)
+        if server is None:
             return None
-        server = self.servers[key]
         deadline = time.monotonic() + timeout_s
         try:
             server.send({"argv": args[1:], "stderr": str(stderr)})
@@ -162,23 +159,23 @@ class ForkServers:
         except (OSError, TimeoutError):
             started = None
         if started is None:  # it died since: the same
-            kill_tree(self.servers.pop(key).proc)
+            self.drop(server)
             return None
         try:
             ended = server.reply(deadline)
         except TimeoutError:
             ended = None
         except BaseException:  # Ctrl-C: the run ends with the comparison
-            kill_run(started["pid"])
+            kill_group(started["pid"])
             raise
         if ended is None:
-            kill_run(started["pid"])
+            kill_group(started["pid"])
             try:  # the server's word that it reaped the run, so that its next reply is the next run's
                 ended = server.reply(time.monotonic() + 10)
             except TimeoutError:
                 ended = None
             if ended is None:
-                kill_tree(self.servers.pop(key).proc)
+                self.drop(server)
             ended = {"status": None}
         return ended["status"], stderr.read_text(errors="replace") if stderr.exists() else ""
 
@@ -193,8 +190,8 @@ def forked_module(impl, variant: str, cfg: RunConfig) -> tuple[str, dict] | None
 class _Server:
     """A fork server's process and what it has written that is not read yet."""
 
-    def __init__(self, proc: subprocess.Popen):
-        self.proc, self.pending, self.ready = proc, b"", False
+    def __init__(self, proc: subprocess.Popen, key: tuple):
+        self.proc, self.key, self.pending, self.ready = proc, key, b"", False
 
     def send(self, request: dict) -> None:
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
@@ -203,8 +200,6 @@ class _Server:
     def reply(self, deadline: float) -> dict | None:
         """The next reply line; None at the end of the server's output; TimeoutError past the
         deadline. Waits in slices of WAIT_SLICE_S, so that a signal is acted on meanwhile."""
-        import select
-
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.pending:
             left = deadline - time.monotonic()
@@ -219,10 +214,10 @@ class _Server:
         return json.loads(line)
 
 
-def kill_run(pid: int) -> None:
-    """A forked run's session and everything below it, killed (its server reaps it)."""
-    below = _descendants(pid)
-    for kill, target in ((os.killpg, pid), *((os.kill, child) for child in below)):
+def kill_group(pid: int, below: bool = True) -> None:
+    """Process group `pid` and (`below`) every process below `pid`, killed; not reaped (a forked run's
+    server reaps it)."""
+    for kill, target in ((os.killpg, pid), *((os.kill, child) for child in (_descendants(pid) if below else []))):
         try:
             kill(target, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -500,14 +495,5 @@ def _descendants(pid: int) -> list[int]:
 
 def kill_tree(proc: subprocess.Popen) -> None:
     """proc, its process group and every process below it, killed; proc reaped."""
-    below = _descendants(proc.pid) if proc.poll() is None else []
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # its helpers too, even after the leader has exited
-    except ProcessLookupError:
-        pass
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_group(proc.pid, below=proc.poll() is None)  # its helpers too, even after the leader has exited
     proc.wait()

@@ -43,13 +43,12 @@ def bound_threads(threads: int, first_core: int = 0) -> str:
     """XLA:CPU has no thread setting of its own: it sizes its pools from the cores the process
     may use, so pinning the process to `threads` cores (from the `first_core`-th it may use: data-
     parallel workers take disjoint ones) is what bounds it. Says what was done."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "XLA:CPU threads not bounded (no CPU affinity on this platform)"
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) > threads:
-        start = first_core % len(cores)
-        os.sched_setaffinity(0, (cores[start:] + cores[:start])[:threads])
-    return f"XLA:CPU bounded to {min(threads, len(cores))} core(s) by CPU affinity"
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > threads:
+            start = first_core % len(cores)
+            os.sched_setaffinity(0, (cores[start:] + cores[:start])[:threads])
+    return affinity_note()
 
 
 def start(cfg: RunConfig):
@@ -62,10 +61,8 @@ def start(cfg: RunConfig):
     return on
 
 
-def threads_note(on) -> str | None:
-    """What bounds XLA:CPU's threads in this process, said beside the run (None off the CPU)."""
-    if on.platform != "cpu":
-        return None
+def affinity_note() -> str:
+    """What bounds XLA:CPU's threads in this process: the cores it may use."""
     if not hasattr(os, "sched_getaffinity"):
         return "XLA:CPU threads not bounded (no CPU affinity on this platform)"
     return f"XLA:CPU bounded to {len(os.sched_getaffinity(0))} core(s) by CPU affinity"
@@ -86,4 +83,5 @@ def profile(folder: Path):
 def hooks(on) -> dict:
     """The Trainer fields the harness reads from JAX on `on`: its profiler, the block clock's, since
     JAX dispatches asynchronously on every device (common.timing), and what bounds its threads."""
-    return {"profile": profile, "asynchronous": True, "fetch": fetch, "note": threads_note(on)}
+    return {"profile": profile, "asynchronous": True, "fetch": fetch,
+            "note": affinity_note() if on.platform == "cpu" else None}

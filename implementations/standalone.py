@@ -29,7 +29,8 @@ def main(name: str | Implementation, build: Build, argv: list[str] | None = None
     start_s, import_mb = started or (process_age_s(), rss_mb())
     # A forked process holds what its server held, give or take the pages it mapped in around those
     # (forkserver.map_in): its memory figures are counted from the server's
-    offset = import_mb - rss_mb() if started and import_mb is not None and rss_mb() is not None else 0.0
+    resident_mb = rss_mb()
+    offset = import_mb - resident_mb if started and None not in (import_mb, resident_mb) else 0.0
 
     impl = REGISTRY[name] if isinstance(name, str) else name
     module = module or sys.modules["__main__"].__spec__.name
