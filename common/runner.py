@@ -30,6 +30,7 @@ class Declared(Protocol):
 
     name: str
     minibatch: tuple[str, ...]
+    float32_only: str  # why it trains in float32 only ("": float64 too)
 
     def version_info(self) -> dict[str, str]: ...
 
@@ -48,6 +49,8 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
     from threadpoolctl import threadpool_limits
 
     refuse_minibatch(cfg, variant, impl.minibatch_variants())
+    if cfg.dtype != "float32" and impl.float32_only:
+        raise NotImplementedError(impl.float32_only)
     problem = make_problem(cfg) if problem is None else problem
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.

@@ -19,13 +19,22 @@ from deploy import export
 from implementations import REGISTRY
 
 # The registry's exporters whose export and native functions (deploy/export.py) this module runs.
-EXPORTERS = {impl.exporter.source: impl.exporter for impl in REGISTRY.values()
-             if impl.exporter is not None and impl.exporter.export is not None}
+EXPORTERS = {exporter.source: exporter for impl in REGISTRY.values() for exporter in impl.exporters
+             if exporter.export is not None}
 # ONNX Runtime vs the exporting framework on the same fresh input, max |a - b| / max |b|.
 # Measured: docs/deploy.md's deploy table (from docs/deploy/deploy.json), float32 <= 1.0e-6, and float64
 # <= 1e-15; the bounds leave a margin of 10x or more.
 DEPLOY_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
 LOADS = 5  # timed model loads per runtime
+# A deploy child that exits with this has no rows to give, for the reason on its last stderr line
+# (a format this dtype has no kernels for): a skipped row, not a failed one.
+SKIPPED_EXIT = 3
+
+
+def skip(reason: str) -> None:
+    """End a deploy child with no rows, saying why (SKIPPED_EXIT)."""
+    print(reason, file=sys.stderr)
+    sys.exit(SKIPPED_EXIT)
 
 
 def external_data_files(path: Path) -> list[str]:
@@ -40,7 +49,10 @@ def external_data_files(path: Path) -> list[str]:
 
 
 def onnx_size_bytes(path: Path) -> int:
-    """The model's size on disk: the .onnx and the external data files its tensors point to."""
+    """The model's size on disk: the .onnx and the external data files its tensors point to (an .ort
+    file holds its tensors)."""
+    if path.suffix != ".onnx":
+        return path.stat().st_size
     return path.stat().st_size + sum((path.parent / name).stat().st_size for name in external_data_files(path))
 
 
@@ -66,10 +78,24 @@ class DeployRow:
     # a source framework loads its own saved format (its native function in deploy/export.py)
     load_s: float | None = None
     model_bytes: int | None = None
+    # a runtime outside Python: every file its serving process mapped besides the model (the
+    # executable and its shared libraries), from its /proc/self/maps
+    runtime_bytes: int | None = None
 
 
 def max_rel_diff(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.abs(got - want).max() / max(np.abs(want).max(), np.finfo(want.dtype).tiny))
+
+
+def timed_row(model: Path, source: str, runtime: str, call, xb: np.ndarray, want: np.ndarray | None, warmup: int,
+              repeats: int, load_s: float | None = None, model_bytes: int | None = None) -> DeployRow:
+    """One row: call(xb) checked against the source's `want` (None: this is the source) and timed,
+    1 + warmup + repeats calls of which the first 1 + warmup are dropped."""
+    err = None if want is None else max_rel_diff(np.asarray(call(xb)), want)
+    stats = step_stats(time_calls(lambda: call(xb), 1 + warmup + repeats), warmup)
+    return DeployRow(model=model.name, source=source, runtime=runtime, batch=len(xb), dtype=str(xb.dtype),
+                     median_s=stats.median_s, iqr_s=stats.iqr_s, max_rel_err=err, load_s=load_s,
+                     model_bytes=model_bytes)
 
 
 def bench(source: str, w1: np.ndarray, w2: np.ndarray, x: np.ndarray, model_dir: Path, threads: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from common.report import aligned, markdown, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
 from deploy import node, web
-from deploy.bench import DEPLOY_TOLERANCE, DeployRow, max_rel_diff, onnx_size_bytes, source_outputs_path
+from deploy.bench import DEPLOY_TOLERANCE, SKIPPED_EXIT, DeployRow, max_rel_diff, onnx_size_bytes, source_outputs_path
 from deploy.export import numpy_forward
 from implementations import REGISTRY
 
@@ -52,7 +53,11 @@ def format_deploy_table(rows: list[DeployRow], as_markdown: bool = False) -> str
                      "" if err is None else ("yes" if err <= DEPLOY_TOLERANCE[r.dtype] else "NO"),
                      "" if r.load_s is None else f"{r.load_s * 1e3:.1f}",
                      "" if r.model_bytes is None else f"{r.model_bytes / 1024:,.0f}"])
-    if not any(r.load_s is not None or r.model_bytes is not None for r in rows):
+    if any(r.runtime_bytes is not None for r in rows):  # a runtime outside Python: what its process mapped
+        body[0].append("runtime MB")
+        for row, r in zip(body[1:], rows):
+            row.append("" if r.runtime_bytes is None else f"{r.runtime_bytes / 2**20:,.0f}")
+    elif not any(r.load_s is not None or r.model_bytes is not None for r in rows):
         body = [row[:-2] for row in body]  # a deploy.json from before load time and size were measured
     return markdown(body) if as_markdown else "\n".join(aligned(body))
 
@@ -93,8 +98,9 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
                   f"({trained.error})")
             return DeployReport(trained.name, failed=[f"training: {trained.status}"])
         found = DeployReport(trained.name)
-        for owner in (e for e in REGISTRY.values() if e.exporter is not None):
-            _export(owner, cfg, model_dir, weights, found, timeout_s, Path(tmp))
+        for owner in REGISTRY.values():
+            for exporter in owner.exporters:
+                _export(owner, exporter, cfg, model_dir, weights, found, timeout_s, Path(tmp))
         _serve_with_node(cfg, model_dir, weights, found)
         _serve_in_browser(cfg, model_dir, found, timeout_s, out / "web.png" if out else None)
 
@@ -112,52 +118,71 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
     return found
 
 
-def _export(owner, cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport, timeout_s: float,
-            tmp: Path) -> None:
-    """One registry entry's exporter, in its own child (its Exporter.child, with the entry's environment:
-    Keras' backend): its rows into `found`, or why there are none."""
-    exporter = owner.exporter
+def _export(owner, exporter, cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport,
+            timeout_s: float, tmp: Path) -> None:
+    """One of a registry entry's exporters, in its own child (its Exporter.child, with the entry's
+    environment: Keras' backend): its rows into `found`, or why there are none."""
     missing = [name for name in exporter.requires if find_spec(name) is None]
     if missing:
         found.skipped.append(f"{exporter.source}: skipped, {', '.join(missing)} not installed: "
                              f"pip install -e '.[{exporter.extra}]'")
+        return
+    absent = [tool for tool in exporter.tools if shutil.which(tool) is None]
+    if absent:
+        found.skipped.append(f"{exporter.source}: skipped, {', '.join(absent)} not on PATH: {exporter.tools_hint}")
         return
     print(f"exporting and timing {exporter.source} ...", file=sys.stderr, flush=True)
     rows_file = tmp / f"{exporter.source}.json"
     cmd = [sys.executable, "-m", exporter.child, "--source", exporter.source, "--weights", str(weights),
            "--model-dir", str(model_dir), *config_flags(cfg), "--json", str(rows_file)]
     code, _, stderr = run_captured(cmd, child_env(cfg, dict(owner.env)), timeout_s, stdout=False)
-    if code != 0 or not rows_file.exists():
+    if code == SKIPPED_EXIT:
+        found.skipped.append(f"{exporter.source}: skipped, {(stderr.strip().splitlines() or ['no reason'])[-1]}")
+    elif code != 0 or not rows_file.exists():
         why = (f"timed out after {timeout_s:g} s (--timeout)" if code is None
                else (stderr.strip().splitlines() or ["no output"])[-1])
         found.failed.append(f"{exporter.source}: failed: {why}")
     else:
-        found.rows += [DeployRow(**row) for row in json.loads(rows_file.read_text())]
+        given = json.loads(rows_file.read_text())
+        if isinstance(given, list):  # a child with nothing to skip writes its rows alone
+            given = {"rows": given}
+        found.rows += [DeployRow(**row) for row in given["rows"]]
+        found.skipped += given.get("skipped", [])
     found.skipped += [f"{package}: skipped, {why}" for package, why in exporter.optional if find_spec(package) is None]
 
 
 def _serve_with_node(cfg: RunConfig, model_dir: Path, weights: Path, found: DeployReport) -> None:
-    """predict_net.onnx served by onnxruntime-node, when Node and the package are here."""
+    """predict_net, as .onnx and as ONNX Runtime Mobile's .ort, served by onnxruntime-node, when Node
+    and the package are here."""
     reason = node.unavailable_reason()
     if reason:
         found.skipped.append(f"onnxruntime-node: skipped, {reason}")
         return
-    if not (model_dir / "predict_net.onnx").exists():
+    source_of = {row.model: row.source for row in found.rows}  # this run's exports (not a stale file of --out's)
+    models = [model_dir / name for name in NODE_MODELS if name in source_of]
+    if not models:
         return
     import numpy as np
 
     x = make_serving_batch(cfg)
     w = np.load(weights)
     forward = numpy_forward(w["w1"].astype(cfg.dtype), w["w2"].astype(cfg.dtype))
-    for batch in dict.fromkeys((1, cfg.batch)):
-        y, times, load_s = node.serve(model_dir / "predict_net.onnx", x[:batch], 1 + cfg.warmup + 200, cfg.threads)
-        stats = step_stats(times, cfg.warmup)
-        found.rows.append(DeployRow(model="predict_net.onnx", source="predict_net", runtime="onnxruntime-node",
-                                    batch=batch, dtype=cfg.dtype, median_s=stats.median_s, iqr_s=stats.iqr_s,
-                                    max_rel_err=max_rel_diff(y, forward(x[:batch])), load_s=load_s,
-                                    model_bytes=onnx_size_bytes(model_dir / "predict_net.onnx")))
+    for model in models:
+        for batch in dict.fromkeys((1, cfg.batch)):
+            try:
+                y, times, load_s = node.serve(model, x[:batch], 1 + cfg.warmup + 200, cfg.threads)
+            except RuntimeError as exc:  # one model that Node cannot load leaves the others' rows standing
+                found.failed.append(f"onnxruntime-node: {model.name}: failed: {str(exc).splitlines()[-1]}")
+                break
+            stats = step_stats(times, cfg.warmup)
+            found.rows.append(DeployRow(model=model.name, source=source_of[model.name], runtime="onnxruntime-node",
+                                        batch=batch, dtype=cfg.dtype, median_s=stats.median_s, iqr_s=stats.iqr_s,
+                                        max_rel_err=max_rel_diff(y, forward(x[:batch])), load_s=load_s,
+                                        model_bytes=onnx_size_bytes(model)))
 
 
+# what Node serves: predict_net in both of ONNX Runtime's formats (NumPy's forward is their source)
+NODE_MODELS = ("predict_net.onnx", "predict_net.ort")
 WEB_RUNTIME = "onnxruntime-web (chromium, wasm)"
 
 
@@ -170,7 +195,7 @@ def _serve_in_browser(cfg: RunConfig, model_dir: Path, found: DeployReport, time
         found.skipped.append(f"{WEB_RUNTIME}: skipped, {reason}")
         return
     source_of = {row.model: row.source for row in found.rows}  # this run's exports (not a stale file of --out's)
-    models = [m for m in sorted(model_dir.glob("*.onnx")) if m.name in source_of and source_outputs_path(m).exists()]
+    models = [m for m in sorted(web.models_in(model_dir)) if m.name in source_of and source_outputs_path(m).exists()]
     if not models:
         return
     import numpy as np

@@ -3,7 +3,7 @@
 python -m deploy.web --model-dir DIR                     serve the page; open the URL it prints yourself
 python -m deploy.web --model-dir DIR --headless --json R  run it in headless Chromium, write what it found
 
-The page runs every .onnx in DIR with onnxruntime-web's WebAssembly backend. The server is Python's
+The page runs every .onnx and .ort file in DIR with onnxruntime-web's WebAssembly backend. The server is Python's
 http.server in a thread, on 127.0.0.1 and a free port; it sends COOP/COEP, so the page is cross-origin
 isolated: multi-threaded WASM works and the page's timer has 5 us resolution instead of 100 us.
 """
@@ -38,6 +38,7 @@ NPM_HINT = "(cd deploy/web && npm ci --ignore-scripts)"
 BROWSER_HINT = "apt-get install chromium chromium-driver (Debian), pip install selenium"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
 WINDOW = (1000, 760)  # the screenshot's size in CSS pixels
+MODEL_SUFFIXES = (".onnx", ".ort")
 
 
 def chromium() -> tuple[str, str] | None:
@@ -73,10 +74,18 @@ def install() -> None:
         raise RuntimeError(f"npm ci failed: {stderr.strip() or 'timed out'}")
 
 
+def models_in(model_dir: Path) -> list[Path]:
+    """The files the page runs: ONNX models and ONNX Runtime's .ort ones."""
+    return sorted(p for suffix in MODEL_SUFFIXES for p in Path(model_dir).glob(f"*{suffix}"))
+
+
 def external_data(path: Path) -> list[str]:
-    """external_data_files, or none for a file that is no readable model: the page says what is wrong."""
+    """external_data_files, or none for a file that is no readable model (the page says what is
+    wrong) or an .ort file (it holds its tensors)."""
     from google.protobuf.message import DecodeError
 
+    if path.suffix != ".onnx":
+        return []
     try:
         return external_data_files(path)
     except (DecodeError, OSError):
@@ -96,7 +105,8 @@ class _Handler(SimpleHTTPRequestHandler):
     """The page, onnxruntime-web's three files, the models and request.json; nothing else."""
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
-                      ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+                      ".wasm": "application/wasm", ".onnx": "application/octet-stream",
+                      ".ort": "application/octet-stream"}
 
     def __init__(self, *args, model_dir: Path, request: bytes, **kwargs):
         self.model_dir, self.request_json = model_dir, request
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = CliParser(prog="python -m deploy.web", description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--device", choices=["cpu"], default="cpu", help="the page runs on the browser's CPU")
-    parser.add_argument("--model-dir", type=Path, required=True, help="the .onnx files to serve (compare.py "
+    parser.add_argument("--model-dir", type=Path, required=True, help="the .onnx and .ort files to serve (compare.py "
                         "--deploy --out DIR writes them to DIR/models)")
     parser.add_argument("--port", type=int, default=8000, help="where to serve for your own browser (default 8000)")
     parser.add_argument("--headless", action="store_true", help="run the page in headless Chromium and exit")
@@ -233,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
-    models = sorted(args.model_dir.glob("*.onnx"))
+    models = models_in(args.model_dir)
     if not models:
-        parser.error(f"--model-dir {args.model_dir}: no .onnx files there (python compare.py --deploy --out DIR "
-                     f"writes them to DIR/models)")
+        parser.error(f"--model-dir {args.model_dir}: no .onnx or .ort files there (python compare.py --deploy "
+                     f"--out DIR writes them to DIR/models)")
     x = make_serving_batch(cfg)
     if args.headless:
         reason = unavailable_reason()

@@ -44,6 +44,9 @@ class Exporter:
     native: str | None = None
     # packages that would add a row, said under the deploy table when missing: (package, why it is not here)
     optional: tuple[tuple[str, str], ...] = ()
+    # programs it runs besides Python (a compiler, cmake), and how to install them when missing
+    tools: tuple[str, ...] = ()
+    tools_hint: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +61,7 @@ class Implementation:
     sweep: str | None = None  # the idiomatic variant that represents it in --sweep (None: not swept)
     env: tuple[tuple[str, str], ...] = ()  # set in the child before it starts (Keras' backend)
     distributed: Distributed | None = None  # what compare.py --workers W runs
-    exporter: Exporter | None = None  # what compare.py --deploy exports
+    exporters: tuple[Exporter, ...] = ()  # what compare.py --deploy exports, in table order
     # whose kernels do its arithmetic: the library implementations.kernels times for the yardstick
     kernels: str
     # why the harness's own per-step cost is what it is, by variant ("*": every variant), said under
@@ -67,6 +70,8 @@ class Implementation:
     # why a variant ("*": every variant) cannot run inside another program's process (a test
     # session's), so that tests covering every implementation run it elsewhere, or say why not
     not_in_process: tuple[tuple[str, str], ...] = ()
+    # why it trains in float32 only, said as its skipped row's reason under --dtype float64 ("": both)
+    float32_only: str = ""
     # the lecture's first rung, the single-process yardstick of --workers (its math is the reference's)
     first_rung: bool = False
     # what it does around its kernels in each step, said beside its x overhead (docs/findings.py)
@@ -86,8 +91,11 @@ class Implementation:
     def version_info(self) -> dict[str, str]:
         """The versions a result records; imports the packages, so call it where they are loaded."""
         import importlib
+        import importlib.metadata
 
-        return {name: importlib.import_module(name).__version__ for name in self.versions}
+        # a package without __version__ (executorch) is asked of its installed distribution
+        return {name: getattr(importlib.import_module(name), "__version__", None) or importlib.metadata.version(name)
+                for name in self.versions}
 
     def minibatch_variants(self) -> tuple[str, ...]:
         """Every variant that trains on minibatches, the data-parallel engine's included."""
@@ -153,8 +161,23 @@ register(Implementation(
     distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
     not_in_process=(("compile", "torch.compile recompiles for every new shape, about 15 s cold each: it is held to the "
                                 "reference at the lecture's size by tests/test_determinism.py and tests/test_pytorch.py"),),
-    exporter=Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
-                      extra="torch,onnx", export="export_torch", native="native_torch")))
+    exporters=(
+        Exporter(source="torch", runtime="torch", requires=("torch", "onnx", "onnxruntime", "onnxscript"),
+                 extra="torch,onnx", export="export_torch", native="native_torch"),
+        # Caffe2's heirs in PyTorch: AOTInductor's .pt2 served by a C++ program (deploy/aoti.py) and
+        # ExecuTorch's .pte, the phone runtime's file (deploy/executorch_export.py)
+        Exporter(source="aoti", runtime="torch", requires=("torch",), extra="torch", child="deploy.aoti",
+                 tools=("cmake", "g++", "make"), tools_hint="apt-get install cmake g++ make (Debian)"),
+        Exporter(source="pte", runtime="torch", requires=("torch", "executorch"), extra="mobile",
+                 child="deploy.executorch_export"))))
+# Training on the device: PyTorch's phone runtime runs the steps (its training API is experimental)
+register(Implementation(
+    name="executorch", module="implementations.executorch_training", variants=("train",),
+    requires=("torch", "executorch"), extra="mobile", versions=("executorch", "torch"), kernels="executorch",
+    # measured with executorch 1.4.1: one float64 step moved w1 by 9.5e-5 where lr * grad was 0.069
+    float32_only="ExecuTorch's SGD optimizer mis-updates float64 parameters (one step moved w1 by 1/700 of "
+                 "lr * grad); its training runs float32",
+    around="one forward_backward call into the runtime and one step of its SGD, each through its Python binding"))
 register(Implementation(
     name="tensorflow", module="implementations.tensorflow_graphs",
     variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
@@ -169,8 +192,12 @@ register(Implementation(
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
     around="one call runs the step's whole graph",
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
-    exporter=Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
-                      export="export_predict_net", native="native_predict_net")))
+    exporters=(
+        Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
+                 export="export_predict_net", native="native_predict_net"),
+        # ONNX Runtime Mobile's .ort of the same predict_net (deploy/ort_format.py)
+        Exporter(source="ort_format", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
+                 child="deploy.ort_format"))))
 
 register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
@@ -184,9 +211,9 @@ register(Implementation(
                                         "hostname, which both hosts here share and which resolves outside them; "
                                         "jax.distributed has no setting for the interface"),
     # the Caffe2 idea in JAX: jax.export's StableHLO, served in a fresh process (deploy/jax_export.py)
-    exporter=Exporter(source="jax", runtime="jax", requires=("jax",), extra="jax", child="deploy.jax_export",
-                      optional=(("jax2onnx", "not in the jax extra (it brings equinox, huggingface_hub and netron "
-                                             "among others); pip install jax2onnx to add its ONNX export"),))))
+    exporters=(Exporter(source="jax", runtime="jax", requires=("jax",), extra="jax", child="deploy.jax_export",
+                        optional=(("jax2onnx", "not in the jax extra (it brings equinox, huggingface_hub and netron "
+                                               "among others); pip install jax2onnx to add its ONNX export"),)),)))
 
 # Keras 3 picks its backend from KERAS_BACKEND at import, so each backend is its own entry
 # (the table's "keras-torch" row is Keras on the torch backend); "--frameworks keras" means all.
@@ -202,10 +229,14 @@ for _backend in ("tensorflow", "torch", "jax"):
                "(tests/test_keras.py runs each backend in its own process)"),),
         # the sweep's six idiomatic loops (docs/measurement.md) leave keras-torch out
         sweep=None if _backend == "torch" else "fit",
-        exporter=Exporter(source="keras", runtime="keras-tensorflow",
-                          requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx",
-                          export="export_keras", native="native_keras")
-        if _backend == "tensorflow" else None))
+        exporters=(
+            Exporter(source="keras", runtime="keras-tensorflow",
+                     requires=("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"), extra="keras,onnx",
+                     export="export_keras", native="native_keras"),
+            # LiteRT (formerly TensorFlow Lite), the phone runtime's .tflite (deploy/litert.py)
+            Exporter(source="litert", runtime="keras-tensorflow", requires=("keras", "tensorflow", "ai_edge_litert"),
+                     extra="keras,mobile", child="deploy.litert"))
+        if _backend == "tensorflow" else ()))
 
 ALIASES = {"keras": [name for name in REGISTRY if name.startswith("keras-")]}
 

@@ -29,7 +29,7 @@ from common.roofline import (key_of, numpy_square, numpy_step_parts, peak_rate, 
 
 # The packages each timer imports (ONNX Runtime's builds its graphs with onnx)
 REQUIRES = {"numpy": ("numpy",), "torch": ("torch",), "tensorflow": ("tensorflow",), "jax": ("jax",),
-            "onnxruntime": ("onnxruntime", "onnx")}
+            "onnxruntime": ("onnxruntime", "onnx"), "executorch": ("executorch", "torch")}
 LIBRARIES = tuple(REQUIRES)
 # Variables that change which kernels a BLAS or a framework picks, recorded with every yardstick
 KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE", "MKL_DEBUG_CPU_TYPE",
@@ -241,8 +241,50 @@ def onnxruntime_kernels(dtype: str, threads: int, lr: float):
     return square, step_parts, empty, {"calls": "ONNX Runtime's MatMul: its own MLAS kernels"}
 
 
+def executorch_kernels(dtype: str, threads: int, lr: float):
+    import torch
+
+    from implementations import executorch_support, torch_support
+
+    torch_support.set_threads(threads)
+    executorch_support.set_threads(threads)
+
+    class Ops(torch.nn.Module):  # one program per part: the ops exported, run by ExecuTorch's kernels
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, *args):
+            return self.fn(*args)
+
+    def program(fn, *arrays):
+        tensors = [torch.from_numpy(a.copy()) for a in arrays]
+        run = executorch_support.method_of(Ops(fn), tuple(tensors))
+        return lambda: run(tensors)
+
+    def square(size):
+        return program(torch.mm, *square_operands(size, dtype))
+
+    def step_parts(shape):
+        b = step_buffers(shape, dtype)
+        matmuls = program(lambda x, w1, h_relu, w2, grad_y_pred, grad_h: (
+            x.mm(w1), h_relu.mm(w2), h_relu.t().mm(grad_y_pred), grad_y_pred.mm(w2.t()), x.t().mm(grad_h)),
+            *(b[k] for k in ("x", "w1", "h_relu", "w2", "grad_y_pred", "grad_h")))
+        elementwise = program(lambda h, y_pred, y, grad_h, grad_w1, grad_w2, w1, w2: (
+            h.clamp(min=0), (y_pred - y).pow(2).sum(), 2.0 * (y_pred - y), grad_h.masked_fill(h < 0, 0),
+            w1 - lr * grad_w1, w2 - lr * grad_w2),
+            *(b[k] for k in ("h", "y_pred", "y", "grad_h", "grad_w1", "grad_w2", "w1", "w2")))
+        return matmuls, elementwise
+
+    import numpy as np
+
+    empty = program(lambda s: s + 0, np.zeros((1,), dtype))  # the smallest program: one op on one value
+    return square, step_parts, empty, {"calls": "ExecuTorch's aten::mm kernel (its Python binding's kernel "
+                                                "libraries, no delegate)"}
+
+
 TIMERS = {"numpy": numpy_kernels, "torch": torch_kernels, "tensorflow": tensorflow_kernels, "jax": jax_kernels,
-          "onnxruntime": onnxruntime_kernels}
+          "onnxruntime": onnxruntime_kernels, "executorch": executorch_kernels}
 
 
 def measure(library: str, dtype: str, threads: int, shapes: list, peak_size: int, lr: float) -> dict:

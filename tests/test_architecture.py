@@ -93,8 +93,7 @@ def _own_modules(impl) -> set[str]:
     own = {impl.module}
     if impl.distributed is not None:
         own.add(impl.distributed.module)
-    if impl.exporter is not None and impl.exporter.child != "deploy.bench":
-        own.add(impl.exporter.child)
+    own.update(exporter.child for exporter in impl.exporters if exporter.child != "deploy.bench")
     return own
 
 

@@ -18,7 +18,7 @@ from deploy.export import export_predict_net
 from implementations import REGISTRY
 from tests.conftest import ROOT
 
-EXPORTERS = {impl.exporter.source: impl.exporter for impl in REGISTRY.values() if impl.exporter}
+EXPORTERS = {exporter.source: exporter for impl in REGISTRY.values() for exporter in impl.exporters}
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install -e '.[onnx]'")
 onnx = pytest.importorskip("onnx")
@@ -162,3 +162,16 @@ def test_the_jax_server_has_no_python_source_of_the_model_and_refuses_a_corrupt_
                            str(tmp_path / "x.npy")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "not a serialized jax.export model" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_node_serves_the_ort_format_file_exactly_as_python_onnx_runtime(tmp_path, node_ready):
+    """The .ort file converted by this onnxruntime loads in onnxruntime-node's older one (the format
+    is not forward compatible, so this is checked, not assumed)."""
+    from deploy.ort_format import convert
+
+    cfg, (w1, w2) = trained_weights()
+    path = convert(w1, w2, tmp_path)
+    x = make_serving_batch(cfg)
+    python_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    node_out, times, load_s = node.serve(path, x, repeats=3)
+    np.testing.assert_array_equal(node_out, python_out)

@@ -35,10 +35,12 @@ def browser_ready():
 
 
 def exported(tmp_path, dtype):
-    """The trained net as predict_net.onnx and, where torch is installed, torch.onnx.export's file
-    (its weights in external data, which the page fetches too)."""
+    """The trained net as predict_net.onnx, as ONNX Runtime Mobile's predict_net.ort and, where torch is
+    installed, torch.onnx.export's file (its weights in external data, which the page fetches too)."""
+    from deploy.ort_format import convert
+
     cfg, (w1, w2) = trained_weights(dtype)
-    models = [export_predict_net(w1, w2, tmp_path, 1)[0]]
+    models = [export_predict_net(w1, w2, tmp_path, 1)[0], convert(w1, w2, tmp_path)]
     if installed("torch"):
         from deploy.export import export_torch
 
@@ -111,7 +113,7 @@ def test_without_a_browser_the_reason_says_how_to_install_one(monkeypatch):
 
 def test_deploy_web_refuses_a_folder_without_models_in_one_line(cli, tmp_path):
     proc = cli("-m", "deploy.web", "--model-dir", str(tmp_path), "--headless")
-    assert proc.returncode == 2 and "no .onnx files" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no .onnx or .ort files" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_page_request_lists_the_external_data_of_torch_exports(tmp_path):
