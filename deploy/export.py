@@ -57,19 +57,28 @@ def export_keras(w1: np.ndarray, w2: np.ndarray, model_dir: Path, threads: int):
     import keras
     import onnx
 
-    from implementations.keras_api import make_model
+    model = called_keras_model(w1, w2)
+    path = model_dir / "keras_export.onnx"
+    model.export(str(path), format=path.suffix[1:], verbose=False)  # the file's format, ONNX
+    onnx.checker.check_model(str(path), full_check=True)
+    return path, lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def called_keras_model(w1: np.ndarray, w2: np.ndarray):
+    """implementations/keras_api.py's model holding the weights, in their dtype, called once (export
+    needs a model that has been called)."""
+    import keras
+
     from common.problem import Problem
+    from implementations.keras_api import make_model
 
     dtype = str(w1.dtype)
     keras.config.set_dtype_policy(dtype)
     keras.config.set_floatx(dtype)
     empty = np.zeros((1, 1), dtype)
     model = make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=dtype)
-    model(np.zeros((1, w1.shape[0]), dtype))  # export needs a model that has been called
-    path = model_dir / "keras_export.onnx"
-    model.export(str(path), format=path.suffix[1:], verbose=False)  # the file's format, ONNX
-    onnx.checker.check_model(str(path), full_check=True)
-    return path, lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+    model(np.zeros((1, w1.shape[0]), dtype))
+    return model
 
 
 def native_predict_net(w1: np.ndarray, w2: np.ndarray, model_dir: Path):

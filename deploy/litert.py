@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.problem import Problem, make_serving_batch
+from common.problem import make_serving_batch
 from deploy.bench import DeployRow, load_time_s, parse_child, skip, timed_row
 
 SOURCE = "litert"
@@ -34,14 +34,9 @@ def export(w1: np.ndarray, w2: np.ndarray, path: Path):
     """The Keras model of implementations/keras_api.py holding the weights, exported; returns its forward."""
     import keras
 
-    from implementations.keras_api import make_model
+    from deploy.export import called_keras_model
 
-    dtype = str(w1.dtype)
-    keras.config.set_dtype_policy(dtype)
-    keras.config.set_floatx(dtype)
-    empty = np.zeros((1, 1), dtype)
-    model = make_model(Problem(empty, empty, w1, w2), lr=1.0, dtype=dtype)
-    model(np.zeros((1, w1.shape[0]), dtype))  # export needs a model that has been called
+    model = called_keras_model(w1, w2)
     model.export(str(path), format="litert", verbose=False)
     return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
