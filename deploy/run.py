@@ -13,7 +13,7 @@ from pathlib import Path
 from common.config import RunConfig
 from common.launch import child_env, config_flags, run_captured, run_one
 from common.problem import make_serving_batch
-from common.report import aligned, markdown, write_json_atomic
+from common.report import aligned, machine_info, markdown, write_json_atomic
 from common.runner import apply_verdict
 from common.timing import step_stats
 from deploy import node, web
@@ -71,6 +71,10 @@ def reprint(path: Path, as_markdown: bool = False) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"python compare.py: error: --report-from {path}: not a readable deploy.json ({exc})", file=sys.stderr)
         return 2
+    machine = doc.get("machine")
+    if machine:  # microseconds differ twice over between two CPUs that share the name "AMD EPYC"
+        print(f"Machine: {machine['cpu']}" + (f" ({machine['cpu_model']})" if machine.get("cpu_model") else "")
+              + f", {doc.get('config', {}).get('threads', '?')} threads\n")
     print(format_deploy_table(found.rows, as_markdown))
     _print_notes(found)
     return found.exit_status
@@ -111,7 +115,8 @@ def run_deploy(cfg: RunConfig, source: tuple, out: Path | None, timeout_s: float
         print(format_deploy_table(found.rows))
     _print_notes(found)
     if out is not None:
-        write_json_atomic(out / "deploy.json", {"config": cfg.to_dict(), "trained": found.trained,
+        write_json_atomic(out / "deploy.json", {"config": cfg.to_dict(), "machine": machine_info(),
+                                                "trained": found.trained,
                                                 "rows": [asdict(r) for r in found.rows], "skipped": found.skipped,
                                                 "failed": found.failed, "notes": found.skipped + found.failed})
         print(f"wrote {out / 'deploy.json'} and the models in {out / 'models'}")
