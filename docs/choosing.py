@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the harness is b
 from common.comparison import rows_of  # noqa: E402
 from common.result import load_results  # noqa: E402
 from common.sweep import size_label  # noqa: E402
+from deploy.bench import DEPLOY_TOLERANCE  # noqa: E402
 
 CPU = "docs/cpu/results.json"
 SWEEP = "docs/sweep/results.json"
@@ -109,17 +110,26 @@ def serving(rows, batch) -> list[str]:
 
 
 def outside_python(rows, batch) -> list[str]:
+    cpp = [r for r in rows if r["runtime"].startswith("C++")]
     node = [r for r in rows if r["runtime"] == "onnxruntime-node"]
     web = [r for r in rows if r["runtime"].startswith("onnxruntime-web")]
     cells = []
-    for label, found in (("Node", node), ("the browser", web)):
+    for label, found in (("C++", cpp), ("Node", node), ("the browser", web)):
         if found:
             one, many = fastest(found, 1), fastest(found, batch)
-            cells.append(f"{label}: {one['runtime']}, {us(one)} at batch 1 and {us(many)} at {batch}")
-    return ["the browser or Node, and serving with no Python in the process",
-            "; ".join(cells) + ", the same .onnx files as Python's, each within its bound; a C++ runner is not "
-                               "measured here yet",
-            f"`{DEPLOY}`, rows `onnxruntime-node` and `onnxruntime-web`"]
+            if (one["runtime"], one["model"]) == (many["runtime"], many["model"]):
+                cells.append(f"{label}: {one['runtime']} on {one['model']}, {us(one)} at batch 1 and {us(many)} at "
+                             f"{batch}")
+            else:  # the fastest at one size is another runtime or file than at the other
+                cells.append(f"{label}: {us(one)} at batch 1 ({one['runtime']} on {one['model']}) and {us(many)} at "
+                             f"{batch} ({many['runtime']} on {many['model']})")
+    within = all(r["max_rel_err"] <= DEPLOY_TOLERANCE[r["dtype"]] for r in cpp + node + web)
+    return ["the browser, Node, C++ with no Python in the process, a phone",
+            "; ".join(cells) + ("; each within its bound" if within else "; NOT all within their bound: see the table")
+            + ". For phones, the .pte (ExecuTorch) and .tflite (LiteRT) "
+                               "files, served here by those runtimes' Python bindings: "
+                               "[the deploy matrix](deploy.md#the-deploy-matrix)",
+            f"`{DEPLOY}`, rows `C++`, `onnxruntime-node` and `onnxruntime-web`"]
 
 
 def several_workers() -> list[str]:

@@ -85,20 +85,29 @@ def format_of(row: dict) -> str | None:
 
 
 def cells(doc: dict) -> dict[tuple[str, str], list[str]]:
-    """{(format, place): ["runtime: b1 / bN us, match", ...]} from the deploy rows."""
-    by_runtime: dict[tuple[str, str, str], dict[int, dict]] = {}
+    """{(format, place): ["runtime: b1 / bN us, match", ...]} from the deploy rows; where one runtime
+    served several files of a format (three exporters write .onnx), the range over them."""
+    by_runtime: dict[tuple[str, str, str], list[dict]] = {}
     for row in doc["rows"]:
         fmt = format_of(row)
         if fmt is not None:
-            by_runtime.setdefault((fmt, place_of(row["runtime"]), row["runtime"]), {})[row["batch"]] = row
+            by_runtime.setdefault((fmt, place_of(row["runtime"]), row["runtime"]), []).append(row)
     found: dict[tuple[str, str], list[str]] = {}
     for (fmt, place, runtime), rows in by_runtime.items():
-        times = " / ".join(f"{rows[b]['median_s'] * 1e6:,.0f}" for b in sorted(rows))
-        errors = [r["max_rel_err"] for r in rows.values() if r["max_rel_err"] is not None]
+        times = " / ".join(_span([r["median_s"] for r in rows if r["batch"] == b])
+                           for b in sorted({r["batch"] for r in rows}))
+        files = len({r["model"] for r in rows})
+        errors = [r["max_rel_err"] for r in rows if r["max_rel_err"] is not None]
         verdict = "" if not errors else (", match" if max(errors) <= doc["tolerance"] else ", NO match")
         label = runtime.removeprefix("onnxruntime-web ").removeprefix("C++ ")
-        found.setdefault((fmt, place), []).append(f"{label}: {times} us{verdict}")
+        found.setdefault((fmt, place), []).append(f"{label}: {times} us" + (f" ({files} files)" if files > 1 else "")
+                                                  + verdict)
     return found
+
+
+def _span(seconds: list[float]) -> str:
+    low, high = f"{min(seconds) * 1e6:,.0f}", f"{max(seconds) * 1e6:,.0f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def notes_for(doc: dict, fmt: str, place: str) -> str | None:
@@ -129,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(path.read_text())
     dtype = doc["config"]["dtype"]
     doc["tolerance"] = DEPLOY_TOLERANCE[dtype]
+    machine = doc.get("machine") or {}
+    on = f" on {machine['cpu']} ({machine['cpu_model']})" if machine.get("cpu_model") else ""
     print(f"Median latency in us at batch 1 / batch {doc['config']['batch']} ({dtype}, {doc['config']['threads']} "
-          f"threads), from `{argv[0] if argv else DEPLOY}`; \"match\": within {doc['tolerance']:g} of the source "
-          f"framework's own output.\n")
+          f"threads{on}), from `{argv[0] if argv else DEPLOY}`; \"match\": within {doc['tolerance']:g} of the "
+          f"source framework's own output.\n")
     print(matrix(doc))
     return 0
 

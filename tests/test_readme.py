@@ -112,3 +112,36 @@ def test_every_committed_results_file_is_the_current_schema():
     assert len(files) > 10
     stale = [str(p.relative_to(ROOT)) for p in files if json.loads(p.read_text()).get("schema_version") != SCHEMA_VERSION]
     assert stale == []
+
+
+def test_the_deploy_matrix_gives_every_cell_a_figure_or_a_reason():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_matrix", ROOT / "docs" / "deploy_matrix.py")
+    deploy_matrix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy_matrix)
+
+    def row(model, runtime, batch, median_s, err):
+        return {"model": model, "runtime": runtime, "batch": batch, "median_s": median_s, "max_rel_err": err,
+                "load_s": 1e-3, "model_bytes": 1}
+
+    doc = {"tolerance": 1e-5, "skipped": [], "failed": [], "rows": [
+        row("a.onnx", "onnxruntime", 1, 10e-6, 1e-7), row("b.onnx", "onnxruntime", 1, 20e-6, 1e-7),
+        row("a.onnx", "onnxruntime", 64, 80e-6, 1e-7), row("b.onnx", "onnxruntime", 64, 80e-6, 1e-7),
+        row("m.pte", "executorch + XNNPACK", 1, 14e-6, 1e-3), row("m.pte", "executorch + XNNPACK", 64, 1e-4, 1e-7),
+        row("m.pt2", "torch", 1, 24e-6, None)]}  # a source row is no cell
+    cells = deploy_matrix.cells(doc)
+    # two files of one format in one runtime: the range over both, never the last one read
+    assert cells[(".onnx", "Python")] == ["onnxruntime: 10-20 / 80 us (2 files), match"]
+    assert cells[(".pte (ExecuTorch)", "Python")] == ["executorch + XNNPACK: 14 / 100 us, NO match"]
+    assert (".pt2 (AOTInductor)", "Python") not in cells
+    table = deploy_matrix.matrix(doc).splitlines()
+    assert len(table) == 2 + len(deploy_matrix.FORMATS)
+    for line in table[2:]:
+        fields = [f.strip() for f in line.strip("|").split("|")]
+        assert len(fields) == 1 + len(deploy_matrix.PLACES) and all(fields), line
+    # the committed page: every cell of its generated matrix says something
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    block = page.split("<!-- generated: python docs/deploy_matrix.py -->", 1)[1].split("<!-- end generated -->", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith("| .") or line.startswith("| StableHLO")]
+    assert len(lines) == len(deploy_matrix.FORMATS) and "no row in this deploy.json" not in block
