@@ -34,6 +34,12 @@ def reference_for(cfg: RunConfig) -> Reference:
         return noise.measure(cfg, make_problem(cfg))
 
 
+def references_for(cfg: RunConfig, precisions) -> dict[str, Reference]:
+    """One reference per precision compared, keyed as the rows' dtype column names their numerics."""
+    configs = [dataclasses.replace(cfg, precision=p) for p in precisions]
+    return {c.numerics: reference_for(c) for c in configs}
+
+
 def progress(done: int, total: int, label: str) -> None:
     """The bar (runs done / total) and the run starting now, on stderr; its status ends the line."""
     width = 20
@@ -42,7 +48,7 @@ def progress(done: int, total: int, label: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference, on_run=None,
+def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, references: dict[str, Reference], on_run=None,
                done_before: int = 0, total: int | None = None, servers: ForkServers | None = None) -> list[RunResult]:
     """Every run `plan.rounds` times, interleaved (round 1 of all, then round 2 of all, ...) so
     that a noisy spell of the machine hits every implementation alike; one merged row per run.
@@ -59,18 +65,20 @@ def run_rounds(runs: list[Run], cfg: RunConfig, plan: Plan, reference: Reference
 
     try:
         for round_index in range(plan.rounds):
-            for i, (impl, variant, device, feed, workers, skip) in enumerate(runs):
+            for i, (impl, variant, device, feed, workers, skip, precision) in enumerate(runs):
                 if round_index and rounds[i][0].status == "skipped":
                     continue  # a skip is a fact about the machine, not noise: no point asking again
-                run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed, workers=workers)
+                run_cfg = dataclasses.replace(cfg, device=device, feed=feed or cfg.feed, workers=workers,
+                                              precision=precision or cfg.precision)
                 if skip:
                     rounds[i].append(skipped(run_cfg, impl.name, variant, skip))
                     done += 1
                     continue
-                progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{cfg.dtype} "
+                progress(done, total, f"{impl.name}/{run_label(variant, feed, workers)}/{device}/{run_cfg.numerics} "
                                       f"round {round_index + 1}/{plan.rounds}")
                 # the sweep leaves it out: at its large sizes a second pass costs minutes, and shrinks to nothing
-                result = apply_verdict(run_on_hosts(impl, variant, run_cfg, plan, servers), reference)
+                result = apply_verdict(run_on_hosts(impl, variant, run_cfg, plan, servers),
+                                       references[run_cfg.numerics])
                 print(f" {result.status}", file=sys.stderr, flush=True)
                 rounds[i].append(result)
                 done += 1
@@ -172,13 +180,13 @@ def fork_servers(runs: list[Run], plan: Plan) -> ForkServers | None:
 
 def run_comparison(plan: Plan, measurement: dict) -> int:
     runs = runs_of(plan)
-    reference = reference_for(plan.cfg)
-    measurement["noise_cost_s"] = reference.cost_s
+    references = references_for(plan.cfg, plan.precisions)
+    measurement["noise_cost_s"] = sum(r.cost_s for r in references.values())
     servers = fork_servers(runs, plan)
     with servers or contextlib.nullcontext():
         save = saver(plan, measurement)
         try:
-            results = run_rounds(runs, plan.cfg, plan, reference, on_run=save, servers=servers)
+            results = run_rounds(runs, plan.cfg, plan, references, on_run=save, servers=servers)
         except KeyboardInterrupt as interrupt:
             finished = getattr(interrupt, "finished", [])
             save(finished)
@@ -190,7 +198,7 @@ def run_comparison(plan: Plan, measurement: dict) -> int:
         second_pass(plan, measurement)
         if plan.profile:
             profile_runs(runs, results, plan, servers)
-    return report(plan, plan.cfg, results, measurement, reference)
+    return report(plan, plan.cfg, results, measurement, references)
 
 
 def run_sweep(plan: Plan, measurement: dict) -> int:
@@ -199,17 +207,17 @@ def run_sweep(plan: Plan, measurement: dict) -> int:
     runs = runs_of(plan)
     total = len(configs) * len(runs) * plan.rounds
     results: list[RunResult] = []
-    reference = None
+    references = None
     servers = fork_servers(runs, plan)
     with servers or contextlib.nullcontext():
         for point, point_cfg in enumerate(configs):
-            point_reference = reference_for(point_cfg)
-            reference = reference or point_reference
-            results += run_rounds(runs, point_cfg, plan, point_reference, servers=servers,
+            point_references = references_for(point_cfg, plan.precisions)
+            references = references or point_references
+            results += run_rounds(runs, point_cfg, plan, point_references, servers=servers,
                                   on_run=saver(plan, measurement, list(results)),
                                   done_before=point * len(runs) * plan.rounds, total=total)
     second_pass(plan, measurement)
-    return report(plan, configs[0], results, measurement, reference,
+    return report(plan, configs[0], results, measurement, references,
                   intro=f"sweep: {len(configs)} sizes x {len(runs)} runs, {plan.sweep_steps} steps each, "
                         "lr scaled with the sizes")
 
@@ -233,10 +241,12 @@ def report_from(plan: Plan) -> int:
               else markdown_table(rows))
         return 0 if verdict(results)[0] else 1
     lecture = plan.out is not None and any(r.config.get("batch") == cfg.batch for r in results)
-    return report(plan, cfg, results, measurement, reference_for(cfg) if lecture else None, fresh=False)
+    precisions = sorted({r.config.get("precision", "full") for r in results})
+    return report(plan, cfg, results, measurement, references_for(cfg, precisions) if lecture else None, fresh=False)
 
 
-def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: dict, reference: Reference | None,
+def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: dict,
+           references: dict[str, Reference] | None,
            intro: str | None = None, fresh: bool = True) -> int:
     """The one output tail: header, table, verdict and the lines under it, the report files; the exit status.
 
@@ -259,7 +269,7 @@ def report(plan: Plan, cfg: RunConfig, results: list[RunResult], measurement: di
     lines += [gpu] if gpu else []
     print("\n" + "\n".join(lines))
     if plan.out is not None and measurement:
-        write_reports(plan.out, cfg, results, rows, reference, measurement, lines, sweep=several_sizes)
+        write_reports(plan.out, cfg, results, rows, references, measurement, lines, sweep=several_sizes)
         if fresh:
             memory = any(f.peak_mb is not None for f in rows)
             plots = "loss_curves.png, step_time.png, " + (

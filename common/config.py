@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 DTYPES = ("float32", "float64")
+# full: every op in --dtype. bf16-mixed: float32 master weights, the matmuls in bfloat16 with float32
+# accumulation, the loss and the update in float32 (docs/mixed-precision.md).
+PRECISIONS = ("full", "bf16-mixed")
 DEVICES = ("cpu", "gpu")
 # How minibatches reach the step (see common/data.py): on the device before step 1, copied
 # there every step, prepared ahead by background workers, read from memory-mapped .npy files.
@@ -53,6 +56,7 @@ class RunConfig:
     steps: int = 500
     lr: float = 1e-6
     dtype: str = "float32"
+    precision: str = "full"
     seed: int = 0
     device: str = "cpu"
     threads: int = field(default_factory=_default_threads)
@@ -125,6 +129,11 @@ class RunConfig:
             raise ConfigError(f"--lr must be a finite number > 0, got {self.lr!r}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16-mixed" and self.dtype != "float32":
+            raise ConfigError(f"--precision bf16-mixed keeps float32 master weights: it needs --dtype float32, "
+                              f"got {self.dtype}")
         if self.device not in DEVICES:
             raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.seed < 0:
@@ -136,6 +145,11 @@ class RunConfig:
                 "(half this machine's memory)"
             )
         return self
+
+    @property
+    def numerics(self) -> str:
+        """What a row's dtype column says and what it is judged as: the dtype, or bf16-mixed."""
+        return self.dtype if self.precision == "full" else self.precision
 
     @property
     def itemsize(self) -> int:
@@ -194,6 +208,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                    help=f"SGD steps (default {d.steps}; with --samples: epochs x samples/N, not settable)")
     g.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
     g.add_argument("--dtype", default=d.dtype, help=f"one of {', '.join(DTYPES)} (default {d.dtype})")
+    g.add_argument("--precision", default=d.precision,
+                   help=f"one of {', '.join(PRECISIONS)}: bf16-mixed keeps float32 weights and computes the matmuls "
+                        f"in bfloat16; compare.py also takes a comma list (default {d.precision}; see "
+                        "docs/mixed-precision.md)")
     g.add_argument("--seed", type=int, default=d.seed, help=f"seed of the data and initial weights (default {d.seed})")
     g.add_argument("--threads", type=int, default=d.threads,
                    help=f"CPU threads for every framework (default: the cores this process may use, {d.threads})")
@@ -217,13 +235,15 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                    help=f"PyTorch DataLoader pin_memory: {', '.join(PIN_MEMORY)} (default auto: on for the GPU)")
 
 
-def config_from_args(args: argparse.Namespace, device: str | None = None, feed: str | None = None) -> RunConfig:
-    """Build and validate a RunConfig from parsed flags (device and feed given separately by compare.py)."""
+def config_from_args(args: argparse.Namespace, device: str | None = None, feed: str | None = None,
+                     precision: str | None = None) -> RunConfig:
+    """Build and validate a RunConfig from parsed flags (device, feed and precision given separately by compare.py)."""
     if args.samples and args.steps is not None:
         raise ConfigError("--steps cannot be set with --samples: steps = epochs x (samples // batch); use --epochs")
     return RunConfig(
         batch=args.batch, d_in=args.d_in, hidden=args.hidden, d_out=args.d_out,
         steps=RunConfig.steps if args.steps is None else args.steps, lr=args.lr, dtype=args.dtype, seed=args.seed,
+        precision=precision if precision is not None else args.precision,
         device=device if device is not None else args.device,
         threads=args.threads, warmup=args.warmup, samples=args.samples, epochs=args.epochs,
         feed=feed if feed is not None else args.feed, loader_workers=args.loader_workers,

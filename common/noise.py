@@ -29,7 +29,7 @@ import numpy as np
 
 from common.config import RunConfig
 from common.problem import Problem
-from common.reference import REORDERED, ReferenceRun, reference_run  # noqa: F401  (ReferenceRun: part of the API)
+from common.reference import REORDERED, ReferenceRun, reference_run, variants_of  # noqa: F401  (ReferenceRun: part of the API)
 
 
 class Reference(NamedTuple):
@@ -78,7 +78,7 @@ def measure(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None) -
 
     start_s = time.perf_counter()
     reference = reference_run(cfg, problem, order)
-    members = [reference_run(cfg, problem, order, reordered=name) for name in REORDERED]
+    members = [reference_run(cfg, problem, order, reordered=name) for name in variants_of(cfg)]
     with threadpool_limits(limits=1):
         members.append(reference_run(cfg, problem, order))
     ref = np.asarray(reference.losses, dtype=np.float64)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from common import hosts
-from common.config import DEVICES, FEEDS, ConfigError, RunConfig, config_from_args
+from common.config import DEVICES, FEEDS, PRECISIONS, ConfigError, RunConfig, config_from_args
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Plan:
     variants: tuple[str, ...]
     devices: tuple[str, ...]
     feeds: tuple[str, ...]
+    precisions: tuple[str, ...]  # --precision, compared side by side: each run in each
     # --sweep and minibatch mode without --variants: one idiomatic variant per framework
     representatives: bool
     rounds: int
@@ -57,7 +58,12 @@ def plan_from_args(args, registry: Mapping[str, Any], aliases: Mapping[str, list
     if args.samples and (args.sweep or args.deploy):
         raise ConfigError(f"--samples cannot be combined with {'--sweep' if args.sweep else '--deploy'}, "
                           "which train on the lecture's one batch")
-    cfg = config_from_args(args, device="cpu", feed=feeds[0])
+    precisions = _pick(args.precision, list(PRECISIONS), "--precision")
+    if len(precisions) > 1 and (args.workers > 1 or args.deploy):
+        raise ConfigError(f"--precision takes one value with {'--workers' if args.workers > 1 else '--deploy'}")
+    if args.deploy and precisions != ["full"]:
+        raise ConfigError("--deploy trains and exports in --dtype: --precision bf16-mixed is a training comparison")
+    cfg = config_from_args(args, device="cpu", feed=feeds[0], precision=precisions[0])
     frameworks = _pick(args.frameworks, list(registry), "--frameworks", aliases)
     all_variants = [v for f in frameworks for v in registry[f].variants]
     rounds = (1 if args.sweep else 3) if args.rounds is None else args.rounds
@@ -82,6 +88,7 @@ def plan_from_args(args, registry: Mapping[str, Any], aliases: Mapping[str, list
     return Plan(cfg=cfg, frameworks=tuple(frameworks),
                 variants=tuple(_pick(args.variants, list(dict.fromkeys(all_variants)), "--variants")),
                 devices=tuple(_pick(args.device, list(DEVICES), "--device")), feeds=tuple(feeds),
+                precisions=tuple(precisions),
                 representatives=(args.sweep or bool(args.samples)) and args.variants == "all",
                 rounds=rounds, timeout_s=args.timeout, out=args.out, sweep=args.sweep, sweep_steps=args.sweep_steps,
                 deploy_from=_deploy_source(args.deploy_from, registry) if args.deploy else None, report_from=args.report_from,
@@ -144,6 +151,7 @@ class Run(NamedTuple):
     feed: str | None = None  # None: the lecture's batch
     workers: int = 1
     skip: str | None = None  # a row that cannot run, with the reason
+    precision: str | None = None  # None: the plan's
 
 
 def runs_of(plan: Plan) -> list[Run]:
@@ -159,8 +167,8 @@ def runs_of(plan: Plan) -> list[Run]:
 
     feeds = plan.feeds if plan.cfg.minibatch else (None,)
     registry = plan.registry
-    return [Run(registry[f], v, d, feed) for d in plan.devices for f in plan.frameworks
-            for v in registry[f].variants if wanted(registry[f], v) for feed in feeds]
+    return [Run(registry[f], v, d, feed, precision=p) for d in plan.devices for f in plan.frameworks
+            for v in registry[f].variants if wanted(registry[f], v) for feed in feeds for p in plan.precisions]
 
 
 def data_parallel_runs(plan: Plan) -> list[Run]:

@@ -25,18 +25,21 @@ def _pyplot():
     return plt
 
 
-def loss_curves(results: list[RunResult], reference: Reference, path: Path) -> None:
+def loss_curves(results: list[RunResult], references: dict[str, Reference], path: Path) -> None:
     """Top: every run's loss per step (log). Bottom: its error in units of that step's rounding
-    noise (log), with the factor a match must stay under."""
+    noise (log), with the factor a match must stay under. `references`: by the rows' dtype column
+    (each precision compared has its own)."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
-    ran = [r for r in results if r.losses]
-    steps = np.arange(1, len(reference.losses) + 1)
-    top.semilogy(steps, reference.losses, color="black", linewidth=3, alpha=0.3, label="NumPy reference")
+    ran = [r for r in results if r.losses and r.dtype in references]
+    for numerics, reference in references.items():
+        steps = np.arange(1, len(reference.losses) + 1)
+        top.semilogy(steps, reference.losses, color="black", linewidth=3, alpha=0.3,
+                     label="NumPy reference" + (f" ({numerics})" if len(references) > 1 else ""))
     for r in ran:
-        label = f"{r.framework}/{r.label}/{r.device}"
+        label = f"{r.framework}/{r.label}/{r.device}" + (f"/{r.dtype}" if len(references) > 1 else "")
         top.semilogy(np.arange(1, len(r.losses) + 1), r.losses, linewidth=1, label=label)
-        ratios = x_noise_per_step(r.losses, reference, r.dtype)
+        ratios = x_noise_per_step(r.losses, references[r.dtype], r.dtype)
         bottom.semilogy(np.arange(1, len(ratios) + 1), np.maximum(ratios, 1e-3), linewidth=0.8, label=label)
     for dtype in sorted({r.dtype for r in ran}):
         bottom.axhline(FACTOR[dtype], color="red", linestyle="--", linewidth=1, label=f"{dtype} bound")

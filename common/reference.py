@@ -122,6 +122,84 @@ REORDERED = {"rows reversed": _rows_reversed, **{f"rows shuffled ({seed})": _row
              "relu input rounded once": _relu_input_rounded_once}
 
 
+# --- bf16-mixed: float32 master weights, the matmuls in bfloat16 ------------------------------------
+# The rounding points of torch.autocast("cpu", torch.bfloat16), of Keras' mixed_bfloat16 policy and of
+# JAX with its arrays cast to bfloat16, which agree: each matmul rounds its inputs to bf16, sums the
+# (exact) products in float32 and rounds its output to bf16; the loss is float32 (autocast's float32
+# list; Keras casts y_pred to the loss's dtype); the gradients of the matmuls come out in bf16 and the
+# update is float32. ReLU before or after a rounding is the same thing: rounding keeps the sign.
+
+def to_bf16(a):
+    """`a` rounded to bfloat16 (to nearest, ties to even) and held in float32, which holds every bf16 exactly."""
+    import ml_dtypes  # only bf16-mixed needs it (a jax dependency, and a base one of this project)
+
+    return np.asarray(a, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+
+
+def bf16_matmul(a, b, round_output: bool = True):
+    """An autocast matmul: inputs rounded to bf16, products (exact in float32: 8-bit by 8-bit mantissas)
+    summed in float32, the output rounded to bf16 unless `round_output` is False."""
+    c = to_bf16(a) @ to_bf16(b)
+    return to_bf16(c) if round_output else c
+
+
+def bf16_loss_and_grads(x, y, w1, w2, forward_rounded: bool = True, grads_rounded: bool = True, mm=bf16_matmul):
+    """loss_and_grads with every matmul in bf16: the forward's outputs and the gradients' rounded to bf16
+    unless told otherwise (the points where frameworks differ); the loss and its gradient in float32."""
+    h = mm(x, w1, forward_rounded)
+    h_relu = np.maximum(h, 0)
+    y_pred = mm(h_relu, w2, forward_rounded)
+    diff = y_pred - y
+    loss = (diff * diff).sum()
+
+    grad_y_pred = 2.0 * diff  # float32; each matmul below rounds it to bf16 as its input
+    grad_w2 = mm(h_relu.T, grad_y_pred, grads_rounded)
+    grad_h = mm(grad_y_pred, w2.T, grads_rounded)
+    grad_h[h < 0] = 0
+    grad_w1 = mm(x.T, grad_h, grads_rounded)
+    return loss, grad_w1, grad_w2
+
+
+def _bf16_transposed_matmul(a, b, round_output=True):
+    """a @ b through its transpose: the float32 sums of the kernel blocked the other way."""
+    c = (to_bf16(b).T @ to_bf16(a).T).T
+    return np.ascontiguousarray(to_bf16(c) if round_output else c)
+
+
+def _bf16_split_matmul(a, b, round_output=True):
+    """The inner float32 sum in two halves, added before the one rounding of the output (another K blocking)."""
+    k = a.shape[1] // 2
+    c = to_bf16(a[:, :k]) @ to_bf16(b[:k]) + to_bf16(a[:, k:]) @ to_bf16(b[k:])
+    return to_bf16(c) if round_output else c
+
+
+def _bf16_parts(count: int):
+    """The batch in parts, each part's bf16 gradients added in float32: data-parallel workers."""
+    def gradients(x, y, w1, w2):
+        parts = [bf16_loss_and_grads(xs, ys, w1, w2) for xs, ys in zip(np.array_split(x, count), np.array_split(y, count))]
+        return tuple(sum(values) for values in zip(*parts))
+    return gradients
+
+
+# The bf16-mixed step where correct frameworks differ: where they round (a matmul's output kept in
+# float32, as XLA may when it fuses or upcasts a bf16 dot; the backward's matmuls giving float32
+# gradients), and the order of their float32 sums (common/noise.py measures the noise from them).
+BF16_VARIANTS = {
+    "forward outputs float32": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, forward_rounded=False),
+    "gradients float32": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, grads_rounded=False),
+    "no output rounded": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, False, False),
+    "rows reversed": lambda x, y, w1, w2: bf16_loss_and_grads(x[::-1], y[::-1], w1, w2),
+    "halves": _bf16_parts(2),
+    "transposed": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, mm=_bf16_transposed_matmul),
+    "inner sums split": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, mm=_bf16_split_matmul),
+}
+
+
+def variants_of(cfg: RunConfig) -> dict:
+    """The reordered (or re-rounded) steps whose spread is the noise of cfg's runs."""
+    return BF16_VARIANTS if cfg.precision == "bf16-mixed" else REORDERED
+
+
 class ReferenceRun(NamedTuple):
     losses: list[float]  # per step, before its update
     w1: np.ndarray  # after the last step
@@ -133,7 +211,8 @@ def reference_run(cfg: RunConfig, problem: Problem, order: np.ndarray | None = N
     """Plain SGD: per-step losses and the final weights, what every implementation is judged against.
 
     In minibatch mode the batches follow `order` (default: the shared data.batch_order(cfg)).
-    `reordered` names a REORDERED step: the same computation with its sums in another order.
+    `reordered` names a step of variants_of(cfg): the same computation with its sums in another order
+    (bf16-mixed: or rounded at other points).
     """
     w1, w2 = problem.w1.copy(), problem.w2.copy()
     lr = np.dtype(cfg.dtype).type(cfg.lr)
@@ -142,7 +221,8 @@ def reference_run(cfg: RunConfig, problem: Problem, order: np.ndarray | None = N
                    (data.batch_order(cfg) if order is None else order))
     else:
         batches = ((problem.x, problem.y) for _ in range(cfg.steps))
-    gradients = REORDERED[reordered] if reordered else loss_and_grads
+    exact = bf16_loss_and_grads if cfg.precision == "bf16-mixed" else loss_and_grads
+    gradients = variants_of(cfg)[reordered] if reordered else exact
     losses = []
     for x, y in batches:
         losses.append(float(sgd_step(x, y, w1, w2, lr, gradients)))

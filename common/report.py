@@ -401,7 +401,8 @@ def gpu_line(rows: list[Figures], devices: list[str]) -> str | None:
             + ", ".join(f"{fw}/{v} {x}" for (fw, v), x in pairs))
 
 
-def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[Figures], reference: Reference | None,
+def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: list[Figures],
+                  references: dict[str, Reference] | None,
                   measurement: dict, lines: list[str], sweep: bool = False) -> None:
     """results.json, results.csv, the plots and report.md embedding them (with `sweep`, the sweep plot too)."""
     from common import plots  # matplotlib loads only when a report is written
@@ -411,8 +412,8 @@ def write_reports(out: Path, cfg: RunConfig, results: list[RunResult], rows: lis
     lecture = [r for r in results if RunConfig.from_dict(r.config).flops_per_step() == cfg.flops_per_step()]
     plots.step_time([f for f in rows if f.flops_per_step == cfg.flops_per_step()], out / "step_time.png")
     images = ["step_time.png"]
-    if reference is not None:  # None: no run of the header's size to draw
-        plots.loss_curves(lecture, reference, out / "loss_curves.png")
+    if references:  # None: no run of the header's size to draw
+        plots.loss_curves(lecture, references, out / "loss_curves.png")
         images.insert(0, "loss_curves.png")
     if sweep:
         plots.sweep(rows, measurement["peak_gflops"], out / "sweep.png")

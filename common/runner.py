@@ -32,6 +32,8 @@ class Declared(Protocol):
     minibatch: tuple[str, ...]
     float32_only: str  # why it trains in float32 only ("": float64 too)
 
+    def why_not_bf16(self, variant: str) -> str: ...
+
     def version_info(self) -> dict[str, str]: ...
 
 
@@ -51,6 +53,8 @@ def run_training(cfg: RunConfig, impl: Declared, variant: str, build: Build, pro
     refuse_minibatch(cfg, variant, impl.minibatch_variants())
     if cfg.dtype != "float32" and impl.float32_only:
         raise NotImplementedError(impl.float32_only)
+    if cfg.precision == "bf16-mixed" and impl.why_not_bf16(variant):
+        raise NotImplementedError(impl.why_not_bf16(variant))
     problem = make_problem(cfg) if problem is None else problem
     # Caps the BLAS/OpenMP pools already loaded in this process (NumPy's among them), which
     # environment variables can no longer reach once the library is imported.
@@ -145,7 +149,7 @@ def refuse_minibatch(cfg: RunConfig, variant: str, supported: tuple[str, ...]) -
 
 def new_result(cfg: RunConfig, framework: str, variant: str, **fields) -> RunResult:
     """The RunResult of a run of `cfg`, with what the config says about it filled in."""
-    return RunResult(framework, variant, cfg.device, cfg.dtype, config=cfg.to_dict(), threads=cfg.threads,
+    return RunResult(framework, variant, cfg.device, cfg.numerics, config=cfg.to_dict(), threads=cfg.threads,
                      feed=cfg.feed if cfg.minibatch else None, world_size=cfg.workers, **fields)
 
 

@@ -72,6 +72,10 @@ class Implementation:
     not_in_process: tuple[tuple[str, str], ...] = ()
     # why it trains in float32 only, said as its skipped row's reason under --dtype float64 ("": both)
     float32_only: str = ""
+    # the variants that train with --precision bf16-mixed, the way the framework's documentation shows
+    # (float32 weights, bf16 matmuls), and why the others do not ("*": every variant)
+    bf16: tuple[str, ...] = ()
+    no_bf16: tuple[tuple[str, str], ...] = ()
     # the lecture's first rung, the single-process yardstick of --workers (its math is the reference's)
     first_rung: bool = False
     # what it does around its kernels in each step, said beside its x overhead (docs/findings.py)
@@ -107,6 +111,13 @@ class Implementation:
 
     def why_not_in_process(self, variant: str) -> str:
         return _for_variant(self.not_in_process, variant)
+
+    def why_not_bf16(self, variant: str) -> str:
+        """Why `variant` has no bf16-mixed run ("": it has one)."""
+        if variant in self.bf16:
+            return ""
+        return _for_variant(self.no_bf16, variant) or f"--precision bf16-mixed is built for {self.name}'s " \
+            f"{', '.join(self.bf16) or 'no variant'}"
 
     def variants_of(self, module: str) -> tuple[str, ...]:
         """The variants `module` builds: the entry's own, or its data-parallel engine's one."""
@@ -152,12 +163,19 @@ def register(impl: Implementation) -> Implementation:
 register(Implementation(
     name="numpy", module="implementations.numpy", variants=("manual",), requires=("numpy",), extra=None,
     versions=("numpy",), minibatch=("manual",), sweep="manual", kernels="numpy", first_rung=True,
+    no_bf16=(("*", "NumPy has no bfloat16 arithmetic: the judge's oracle emulates it, rounding float32 through "
+                   "ml_dtypes at each of bf16's points (common/reference.py), and would be judging itself"),),
     around="one Python call and one fresh array per op"))
 register(Implementation(
     name="torch", module="implementations.pytorch", variants=("tensors", "autograd", "module", "compile"),
     requires=("torch",), extra="torch", versions=("torch",), kernels="torch",
     around="an eager call per op (autograd's tape, the module's and optimizer's Python where used)",
     minibatch=("module", "tensors", "autograd", "compile"), sweep="autograd",
+    # torch.autocast, torch's documented mixed precision, needs autograd: tensors' backward is by hand
+    bf16=("autograd", "module", "compile"),
+    no_bf16=(("tensors", "its backward pass is written by hand, and torch.autocast (torch's documented bf16 path) "
+                         "only rounds the forward's ops: bf16 here would be casts placed by hand, the oracle's own "
+                         "code (common/reference.py)"),),
     distributed=Distributed(module="implementations.pytorch_ddp", variant="ddp", launcher="torchrun", minibatch=True),
     not_in_process=(("compile", "torch.compile recompiles for every new shape, about 15 s cold each: it is held to the "
                                 "reference at the lecture's size by tests/test_determinism.py and tests/test_pytorch.py"),),
@@ -177,12 +195,15 @@ register(Implementation(
     # measured with executorch 1.4.1: one float64 step moved w1 by 9.5e-5 where lr * grad was 0.069
     float32_only="ExecuTorch's SGD optimizer mis-updates float64 parameters (one step moved w1 by 1/700 of "
                  "lr * grad); its training runs float32",
-    around="one forward_backward call into the runtime and one step of its SGD, each through its Python binding"))
+    around="one forward_backward call into the runtime and one step of its SGD, each through its Python binding",
+    no_bf16=(("*", "ExecuTorch's training API exports the float32 program it is given; it has no autocast pass"),)))
 register(Implementation(
     name="tensorflow", module="implementations.tensorflow_graphs",
     variants=("feed", "variables", "optimizer", "function", "xla"), requires=("tensorflow",),
     extra="tensorflow", versions=("tensorflow",), kernels="tensorflow",
     around="one Session.run or traced-function call per step",
+    no_bf16=(("*", "TensorFlow's documented bf16 path is Keras' mixed_bfloat16 policy: the keras-tensorflow rows "
+                   "run it on TensorFlow's kernels"),),
     # tf.data feeds TF2's tf.function; the TF1 variants keep the lecture's placeholder-fed batch.
     minibatch=("function", "xla"), sweep="variables",
     distributed=Distributed(module="implementations.tensorflow_multiworker", variant="multiworker",
@@ -191,6 +212,9 @@ register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
     around="one call runs the step's whole graph",
+    no_bf16=(("*", "ONNX Runtime's CPU provider has no bfloat16 MatMul kernel (a bf16 MatMul graph fails to load: "
+                   "NOT_IMPLEMENTED, no implementation for MatMul(13), onnxruntime 1.32); Cast pairs around float32 MatMuls would only emulate the rounding, in more "
+                   "time than float32"),),
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
     exporters=(
         Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
@@ -203,6 +227,10 @@ register(Implementation(
     name="jax", module="implementations.jax_transforms", variants=("manual", "grad", "scan", "flax"),
     requires=("jax",), extra="jax", versions=("jax",), kernels="jax", harness_notes=(("*", ASYNC_NOTE),),
     around="one jitted call per step (scan: one for all; Flax: its module state besides)",
+    bf16=("grad", "scan"),
+    no_bf16=(("manual", "its backward pass is written by hand: bf16 there would be casts placed by hand, the "
+                        "oracle's own code (common/reference.py)"),
+             ("flax", "bf16-mixed is built for jax's grad and scan (float32 weights cast to bf16 inside the loss)"),),
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
                             launcher="jax_coordinator",
@@ -223,6 +251,7 @@ for _backend in ("tensorflow", "torch", "jax"):
         requires=("keras", _backend), extra="keras" if _backend == "tensorflow" else f"keras,{_backend}",
         versions=("keras", _backend), env=(("KERAS_BACKEND", _backend),), minibatch=("fit",), kernels=_backend,
         harness_notes=(("fit", FIT_NOTE),), around="Keras' train step: its metrics, callbacks and backend calls",
+        bf16=("fit", "train_on_batch"),  # the mixed_bfloat16 dtype policy
         # Keras reads KERAS_BACKEND once, at its import: a process holds one backend
         not_in_process=() if _backend == "tensorflow" else
         (("*", "Keras takes one backend per process, from KERAS_BACKEND at import, and this one's is tensorflow "

@@ -29,6 +29,11 @@ def device(cfg: RunConfig):
     return gpus[0]
 
 
+def compute_dtype(cfg: RunConfig):
+    """The matmuls' dtype under --precision bf16-mixed (bfloat16, the weights staying float32); None: the run's dtype."""
+    return jax.numpy.bfloat16 if cfg.precision == "bf16-mixed" else None
+
+
 def fetch(losses: list) -> list:
     """Trainer.fetch: a block's losses off the device. On a CPU each loss is already host memory:
     np.asarray reads it in ~2 us, where jax.device_get's tree handling costs ~12 us a loss (measured

@@ -31,9 +31,13 @@ from implementations import jax_support
 
 # --- the network and loss ---------------------------------------------------------------------
 
-def loss_fn(w1, w2, x, y):
+def loss_fn(w1, w2, x, y, compute_dtype=None):
+    """`compute_dtype` (bf16-mixed: bfloat16): the weights and x cast to it for the matmuls, the loss
+    back in y's float32; the gradients reach the float32 weights through the casts."""
+    if compute_dtype is not None:
+        w1, w2, x = w1.astype(compute_dtype), w2.astype(compute_dtype), x.astype(compute_dtype)
     y_pred = jnp.maximum(x @ w1, 0) @ w2
-    diff = y_pred - y
+    diff = y_pred.astype(y.dtype) - y
     return jnp.sum(diff * diff)
 
 
@@ -52,9 +56,9 @@ def manual_step(x, y, w1, w2, lr):
     return loss, w1 - lr * grad_w1, w2 - lr * grad_w2
 
 
-def grad_step(x, y, w1, w2, lr):
+def grad_step(x, y, w1, w2, lr, compute_dtype=None):
     """The same step with the gradients from jax.value_and_grad of the loss."""
-    loss, (grad_w1, grad_w2) = jax.value_and_grad(loss_fn, argnums=(0, 1))(w1, w2, x, y)
+    loss, (grad_w1, grad_w2) = jax.value_and_grad(loss_fn, argnums=(0, 1))(w1, w2, x, y, compute_dtype)
     return loss, w1 - lr * grad_w1, w2 - lr * grad_w2
 
 
@@ -79,7 +83,7 @@ def build_manual(cfg: RunConfig, start: Start) -> Trainer:
 
 
 def build_grad(cfg: RunConfig, start: Start) -> Trainer:
-    return _stepper(cfg, start, grad_step)
+    return _stepper(cfg, start, functools.partial(grad_step, compute_dtype=jax_support.compute_dtype(cfg)))
 
 
 def build_scan(cfg: RunConfig, start: Start) -> Trainer:
@@ -89,7 +93,7 @@ def build_scan(cfg: RunConfig, start: Start) -> Trainer:
     @functools.partial(jax.jit, static_argnums=4, donate_argnums=(2, 3))
     def train(x, y, w1, w2, steps):
         def body(weights, _):
-            loss, *weights = grad_step(x, y, *weights, lr)
+            loss, *weights = grad_step(x, y, *weights, lr, jax_support.compute_dtype(cfg))
             return tuple(weights), loss
 
         weights, losses = jax.lax.scan(body, (w1, w2), None, length=steps)

@@ -35,7 +35,8 @@ def start(cfg: RunConfig) -> str:
     set_threads(cfg.threads)
     # Both must precede any layer: the policy sets the layers' weights and compute, floatx
     # the optimizer's learning-rate variable (a float32 1e-6 is 9.99999997e-7 in float64).
-    keras.config.set_dtype_policy(cfg.dtype)
+    # bf16-mixed: Keras' documented mixed_bfloat16 policy, float32 variables and bf16 compute
+    keras.config.set_dtype_policy("mixed_bfloat16" if cfg.precision == "bf16-mixed" else cfg.dtype)
     keras.config.set_floatx(cfg.dtype)
     return device(cfg)
 

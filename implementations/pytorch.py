@@ -75,8 +75,9 @@ def build_autograd(cfg: RunConfig, start: Start) -> Trainer:
 
     def step(x=start.x, y=start.y):
         # Forward pass records the graph; backward() walks it to fill w1.grad and w2.grad
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
+        with torch_support.autocast(cfg, start.device):  # bf16-mixed: the matmuls in bf16
+            y_pred = x.mm(w1).clamp(min=0).mm(w2)
+            loss = (y_pred - y).pow(2).sum()
         loss.backward()
 
         with torch.no_grad():  # the update itself must not become part of the next graph
@@ -108,7 +109,8 @@ def build_module(cfg: RunConfig, start: Start, *, compiled: bool = False) -> Tra
         forward_loss = torch.compile(forward_loss)
 
     def step(x=start.x, y=start.y):
-        loss = forward_loss(x, y)
+        with torch_support.autocast(cfg, start.device):  # bf16-mixed: the matmuls in bf16
+            loss = forward_loss(x, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -32,6 +32,13 @@ def start(cfg: RunConfig) -> torch.device:
     return device(cfg)
 
 
+def autocast(cfg: RunConfig, on: torch.device):
+    """The forward pass's context: with --precision bf16-mixed, torch.autocast (matmuls in bf16, the loss
+    in float32, float32 parameters); else a no-op. Entered each step, so the weights' bf16 casts,
+    which autocast caches until its context exits, are made afresh from the updated weights."""
+    return torch.autocast(on.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16-mixed")
+
+
 def sync(on: torch.device):
     """The device barrier the clock waits on before it stops."""
     return torch.cuda.synchronize if on.type == "cuda" else no_sync
