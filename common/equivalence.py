@@ -23,7 +23,10 @@ from common.noise import Reference, weight_error
 # lecture's size, three more configurations, 2 data-parallel workers) is 1.79 in float32 and 2.17
 # in float64, each at least 3x below FACTOR. In float32 FACTOR cannot be larger: the weakest wrong
 # copy that float32 must catch (lr x 1.1 from step 401) measured 6.74 at the least.
-FACTOR = {"float32": 5.5, "float64": 7.0, "bf16-mixed": 8.0}
+# bf16-mixed (benchmarks/bf16_margins.py, docs/mixed-precision.md): the largest x noise of any correct
+# run over seeds 0-4 is 1.52, 3.6x below its FACTOR; the weakest wrong copy it must catch (the loss
+# summed in bf16) measured 11 at the least.
+FACTOR = {"float32": 5.5, "float64": 7.0, "bf16-mixed": 5.5}
 FLOOR_ULPS = 4.0  # of the step's loss
 WEIGHTS_FLOOR_ULPS = 4.0  # of the largest weight
 

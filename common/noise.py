@@ -16,7 +16,10 @@ The ensemble below makes each of those changes to the reference itself:
   ReLU whose input is within rounding of zero (the others share NumPy's kernel for h);
 - one thread: BLAS's reductions split as a single thread splits them, not as the run's threads do.
 Their largest deviation at each step, widened over neighbouring steps (running_envelope), is the
-noise. Measured (docs/equivalence.md): correct implementations stay within a few noise units,
+noise. Under --precision bf16-mixed the members are common/reference.py's BF16_VARIANTS instead: where
+frameworks round (a matmul's output kept in float32 or not, in the forward and in the gradients) weighs
+about 200x the order of their sums there (common/bf16_bound.py), so those are what the ensemble varies,
+with three orders of the sums beside them. Measured (docs/equivalence.md): correct implementations stay within a few noise units,
 deliberately wrong ones leave it by orders of magnitude in float64 and by 10x-100x in float32.
 """
 

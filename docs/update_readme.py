@@ -32,12 +32,13 @@ BLOCK = re.compile(r"(<!-- generated: (?P<command>.+?) -->\n)(?P<body>.*?)(<!-- 
 def render(command: str) -> str:
     """What `command` prints, as README shows it: Markdown as it is, text in a code block."""
     argv = shlex.split(command)
-    scripts = (["compare.py"], ["benchmarks/equivalence_margins.py"], ["benchmarks/link_speed.py"])
+    scripts = (["compare.py"], ["benchmarks/equivalence_margins.py"], ["benchmarks/link_speed.py"],
+               ["benchmarks/bf16_margins.py"])
     rereads = argv[1:2] in scripts and "--report-from" in argv
-    # stability.py, kernel_table.py, gpu.py (with --report), findings.py, choosing.py and deploy_matrix.py only ever
-    # read committed files
+    # stability.py, kernel_table.py, gpu.py (with --report), findings.py, choosing.py, deploy_matrix.py and
+    # mixed_precision.py only ever read committed files
     readers = (["benchmarks/stability.py"], ["benchmarks/kernel_table.py"], ["benchmarks/gpu.py"], ["docs/findings.py"],
-               ["docs/choosing.py"], ["docs/deploy_matrix.py"])
+               ["docs/choosing.py"], ["docs/deploy_matrix.py"], ["docs/mixed_precision.py"])
     compares = (argv[1:2] in readers and all(a.startswith(("docs/", "--")) for a in argv[2:])
                 and (argv[1] != "benchmarks/gpu.py" or argv[2:3] == ["--report"]))  # its other uses measure
     if argv[0] != "python" or not (rereads or compares):

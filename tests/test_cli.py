@@ -17,6 +17,8 @@ BAD_INPUTS = [
     (("--threads", "0"), "--threads must be an integer >= 1"),
     (("--dtype", "float16"), "--dtype must be one of float32, float64, got 'float16'"),
     (("--batch", "many"), "argument --batch/-N: invalid int value: 'many'"),
+    (("--precision", "fp8"), "fp8"),  # each entry point names the allowed: full, bf16-mixed
+    (("--precision", "bf16-mixed", "--dtype", "float64"), "--precision bf16-mixed keeps float32 master weights"),
     (("--d-in", "10000000", "--hidden", "100000"), "GiB allowed (half this machine's memory)"),
 ]
 
