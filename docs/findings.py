@@ -86,7 +86,32 @@ def findings() -> list[str]:
             " but " + ", ".join(f"`{f.framework}/{f.variant}` ({f.harness_cost:+.1%}, 95% CI "
                                 f"{f.harness_low:+.1%} to {f.harness_high:+.1%})" for f in costly) if costly else "") +
         "; each cost is given with its interval ([measurement](docs/measurement.md)).",
+        bf16_finding(),
     ]
+
+
+def bf16_finding() -> str:
+    """bf16-mixed against float32, from the two results of docs/mixed-precision (docs/mixed_precision.py reads them)."""
+    from mixed_precision import LECTURE, SWEEP, pairs  # beside this file
+
+    def ratio(f32, bf16):
+        return bf16.median_s / f32.median_s
+
+    lecture = [(a, b) for a, b in pairs(LECTURE) if b is not None and b.median_s]
+    sweep = [(a, b) for a, b in pairs(SWEEP) if b is not None and b.median_s]
+    largest = max(a.flops_per_step for a, _ in sweep)
+    big = {a.framework: ratio(a, b) for a, b in sweep if a.flops_per_step == largest}
+    onednn = [name for name in big if not name.endswith("jax")]
+    xla = [name for name in big if name.endswith("jax")]
+    judged = [b for _, b in lecture]
+    ok = [b for b in judged if b.status == "ok"]
+    return (f"6. **bf16 pays only where its kernels are bf16, and only at size.** {len(ok)} of the {len(judged)} "
+            f"bf16-mixed runs of `{LECTURE}` match their own bf16 reference within {FACTOR['bf16-mixed']:g}x its noise; at the "
+            f"lecture's size they take {span([ratio(a, b) for a, b in lecture])}x their float32 step. At the sweep's "
+            f"largest size (`{SWEEP}`) {' and '.join(f'`{n}`' for n in onednn)}, on oneDNN's AVX-512 bf16 kernels, "
+            f"take {span([big[n] for n in onednn])}x, while {' and '.join(f'`{n}`' for n in xla)}, whose XLA:CPU "
+            f"upcasts bf16 dots to float32, take {span([big[n] for n in xla])}x "
+            "([mixed precision](docs/mixed-precision.md)).")
 
 
 def harness_table() -> str:

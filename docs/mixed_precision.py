@@ -65,16 +65,18 @@ def verdict(bf16) -> str:
 
 def lecture_table(path: str) -> str:
     found = pairs(path)
-    lines = ["| run | float32 ms (95% CI) | bf16-mixed ms (95% CI) | bf16 / float32 (95% CI) | bf16-mixed verdict |",
-             "|---|---|---|---|---|"]
-    reasons = []
+    lines = ["| run | float32 ms (95% CI) | bf16-mixed ms (95% CI) | bf16 / float32 (95% CI) | final loss, float32 / bf16 "
+             "| bf16-mixed verdict |", "|---|---|---|---|---|---|"]
     for f32, bf16 in found:
-        lines.append(f"| {f32.framework}/{f32.label} | {ms(f32)} | {ms(bf16)} | {ratio_cell(f32, bf16)} | "
+        losses = " / ".join("" if f is None or f.final_loss is None else f"{f.final_loss:.3g}" for f in (f32, bf16))
+        lines.append(f"| {f32.framework}/{f32.label} | {ms(f32)} | {ms(bf16)} | {ratio_cell(f32, bf16)} | {losses} | "
                      f"{verdict(bf16)} |")
     _, results = load_results(ROOT / path)
+    grouped: dict[tuple[str, str], list[str]] = {}  # (framework, why) -> its variants
     for r in results:
-        if r.dtype == "bf16-mixed" and r.status == "skipped" and r.error not in reasons:
-            reasons.append(f"{r.framework}/{r.variant}: {r.error}")
+        if r.dtype == "bf16-mixed" and r.status == "skipped":
+            grouped.setdefault((r.framework, r.error), []).append(r.variant)
+    reasons = [f"{framework}/{', '.join(variants)}: {why}" for (framework, why), variants in grouped.items()]
     lines += ["", "= marks a ratio whose 95% interval holds 1. Without a bf16-mixed run:", ""]
     lines += [f"- {reason}" for reason in reasons]
     return "\n".join(lines)

@@ -212,9 +212,9 @@ register(Implementation(
     name="onnx", module="implementations.onnx_runtime", variants=("step", "loop"),
     requires=("onnx", "onnxruntime"), extra="onnx", versions=("onnx", "onnxruntime"), kernels="onnxruntime",
     around="one call runs the step's whole graph",
-    no_bf16=(("*", "ONNX Runtime's CPU provider has no bfloat16 MatMul kernel (a bf16 MatMul graph fails to load: "
-                   "NOT_IMPLEMENTED, no implementation for MatMul(13), onnxruntime 1.32); Cast pairs around float32 MatMuls would only emulate the rounding, in more "
-                   "time than float32"),),
+    no_bf16=(("*", "ONNX Runtime's CPU provider has no bfloat16 MatMul kernel (onnxruntime 1.32 fails to load a bf16 "
+                   "MatMul graph: NOT_IMPLEMENTED, no implementation for MatMul(13)); Cast pairs around float32 "
+                   "MatMuls could emulate bf16's rounding, but the arithmetic would still be float32's"),),
     minibatch=("step",), sweep="step",  # loop_net's one call holds one batch for every step
     exporters=(
         Exporter(source="predict_net", runtime="numpy", requires=("onnx", "onnxruntime"), extra="onnx",
@@ -230,7 +230,8 @@ register(Implementation(
     bf16=("grad", "scan"),
     no_bf16=(("manual", "its backward pass is written by hand: bf16 there would be casts placed by hand, the "
                         "oracle's own code (common/reference.py)"),
-             ("flax", "bf16-mixed is built for jax's grad and scan (float32 weights cast to bf16 inside the loss)"),),
+             ("flax", "not built: Flax's own path would be nnx.Linear(dtype=jnp.bfloat16) over float32 params; the "
+                      "grad and scan rows run JAX's bf16 on the same XLA kernels"),),
     minibatch=("grad", "manual", "flax"), sweep="grad",  # scan's one call holds one batch for every step
     distributed=Distributed(module="implementations.jax_distributed", variant="sharded",
                             launcher="jax_coordinator",

@@ -121,3 +121,21 @@ def test_the_factor_leaves_3x_over_the_correct_runs_the_docs_record():
     assert 3 * worst <= FACTOR["bf16-mixed"] and math.isfinite(worst)
     caught = [r for seed in doc["seeds"] for r in seed["wrong"] if r["must_catch"]]
     assert all(max(r["x_noise"], r["weights_x_noise"] or 0) > FACTOR["bf16-mixed"] for r in caught)
+
+
+@pytest.mark.slow
+def test_the_bf16_runs_that_need_their_own_process_match_through_compare(cli, tmp_path):
+    """Keras on jax and on torch (one backend per process) and torch.compile, as compare.py runs them."""
+    import json
+
+    for name in ("torch", "keras-jax", "keras-torch"):
+        if REGISTRY[name].missing():
+            pytest.skip(f"{name} not installed: pip install -e '.[{REGISTRY[name].extra}]'")
+    proc = cli("compare.py", "--precision", "bf16-mixed", "--frameworks", "torch,keras-jax,keras-torch",
+               "--variants", "compile,train_on_batch", "--rounds", "1", "--out", str(tmp_path), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert {(r["framework"], r["variant"]) for r in runs} == {
+        ("torch", "compile"), ("keras-jax", "train_on_batch"), ("keras-torch", "train_on_batch")}
+    for r in runs:
+        assert r["dtype"] == "bf16-mixed" and r["status"] == "ok" and r["x_noise"] <= FACTOR["bf16-mixed"], r["error"]
