@@ -29,7 +29,6 @@ from common import bf16_bound, noise  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.equivalence import FACTOR, judge  # noqa: E402
 from common.problem import make_problem  # noqa: E402
-from common.reference import BF16_VARIANTS, reference_run  # noqa: E402
 from tests.bf16_mutants import BF16_MUTANTS, bf16_mutant_run  # noqa: E402
 
 FRAMEWORKS = "torch,jax,keras"  # those with bf16-mixed runs (the registry's bf16 fields)
@@ -47,10 +46,10 @@ def seed_rows(seed: int, timeout_s: float) -> dict:
     problem = make_problem(cfg)
     reference = noise.measure(cfg, problem)
     ref = np.asarray(reference.losses, np.float64)
-    members = {name: reference_run(cfg, problem, reordered=name) for name in BF16_VARIANTS}
-    deviation = np.max([np.abs(np.asarray(m.losses) - ref) for m in members.values()], axis=0)
-    bounds = {model: bf16_bound.ensemble_inside(deviation, ref, problem, cfg.lr, model) for model in ("worst", "rms")}
-    rms = bf16_bound.bounds(problem.x, problem.y, problem.w1, problem.w2, cfg.lr, cfg.steps, "rms")
+    found = {model: bf16_bound.bounds(problem.x, problem.y, problem.w1, problem.w2, cfg.lr, cfg.steps, model)
+             for model in ("worst", "rms")}
+    bounds = {model: bf16_bound.ensemble_inside(reference.deviation, ref, found[model]) for model in found}
+    rms = found["rms"]
     wrong = []
     for mutant in BF16_MUTANTS:
         run = bf16_mutant_run(cfg, problem, mutant)

@@ -110,12 +110,11 @@ def bounds(x, y, w1_start, w2_start, lr: float, steps: int, model: str = "worst"
     return out
 
 
-def ensemble_inside(deviation, losses, problem, lr: float, model: str = "worst") -> dict:
-    """How far inside the bound the noise ensemble sits: `deviation`, per step the largest |loss_k - ref_k|
-    of its members (before common/noise.py widens it into an envelope). The smallest bound / deviation
-    over the steps (>= 1: inside), and that at step 1, where every run starts from the same weights and
-    the bound is a proof to first order rather than a model."""
-    found = bounds(problem.x, problem.y, problem.w1, problem.w2, lr, len(losses), model)
+def ensemble_inside(deviation, losses, found: list[StepBound]) -> dict:
+    """How far inside the bound (`found`, bounds()'s) the noise ensemble sits: `deviation`, per step the
+    largest |loss_k - ref_k| of its members (Reference.deviation, before the envelope). The smallest
+    bound / deviation over the steps (>= 1: inside), and that at step 1, where every run starts from the
+    same weights and the bound is a proof to first order rather than a model."""
     total = np.array([b.total for b in found])
     deviation = np.asarray(deviation, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -42,6 +42,7 @@ class Reference(NamedTuple):
     noise: np.ndarray  # per step: the largest |loss_k - ref_k| among the reordered runs
     weights_noise: float  # their largest final-weight deviation, weight_error()'s measure
     cost_s: float  # what measuring the noise took
+    deviation: np.ndarray | None = None  # per step, the members' largest |loss_k - ref_k| before the envelope
 
     @property
     def losses(self) -> list[float]:
@@ -92,7 +93,8 @@ def measure(cfg: RunConfig, problem: Problem, order: np.ndarray | None = None) -
         losses[:n] = member.losses[:n]
         with np.errstate(invalid="ignore"):
             deviations.append(np.abs(losses - ref))
-    noise = running_envelope(np.max(deviations, axis=0), ref) if deviations else np.zeros(len(ref))
+    deviation = np.max(deviations, axis=0) if deviations else np.zeros(len(ref))
+    noise = running_envelope(deviation, ref) if deviations else deviation
     finite = np.isfinite(ref)
     weights_noise = max(weight_error(m.w1, m.w2, reference) for m in members) if finite.all() else np.inf
-    return Reference(reference, noise, weights_noise, time.perf_counter() - start_s)
+    return Reference(reference, noise, weights_noise, time.perf_counter() - start_s, deviation)

@@ -6,6 +6,7 @@ implementation (implementations/numpy.py) trains with these same functions.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -15,21 +16,23 @@ from common.config import RunConfig
 from common.problem import Problem
 
 
-def loss_and_grads(x, y, w1, w2, h=None):
+def loss_and_grads(x, y, w1, w2, h=None, mm=np.matmul, grad_mm=None):
     """Forward pass, loss = sum((y_pred - y)**2), and the gradients of loss w.r.t. w1, w2.
 
-    `h`: x @ w1 computed elsewhere (common/noise.py's ensemble rounds it differently)."""
-    h = x @ w1 if h is None else h
+    `h`: x @ w1 computed elsewhere (common/noise.py's ensemble rounds it differently). `mm`, `grad_mm`:
+    the forward's and the backward's matmul (default: `@` both; bf16-mixed passes rounding ones)."""
+    grad_mm = mm if grad_mm is None else grad_mm
+    h = mm(x, w1) if h is None else h
     h_relu = np.maximum(h, 0)
-    y_pred = h_relu @ w2
+    y_pred = mm(h_relu, w2)
     diff = y_pred - y
     loss = (diff * diff).sum()
 
     grad_y_pred = 2.0 * diff
-    grad_w2 = h_relu.T @ grad_y_pred
-    grad_h = grad_y_pred @ w2.T
+    grad_w2 = grad_mm(h_relu.T, grad_y_pred)
+    grad_h = grad_mm(grad_y_pred, w2.T)
     grad_h[h < 0] = 0  # relu passes gradient only where it passed the input
-    grad_w1 = x.T @ grad_h
+    grad_w1 = grad_mm(x.T, grad_h)
     return loss, grad_w1, grad_w2
 
 
@@ -60,10 +63,10 @@ def _rows_shuffled(seed: int):
     return gradients
 
 
-def _parts(count: int):
+def _parts(count: int, step=loss_and_grads):
     """The batch in `count` parts, their losses and gradients added: `count` data-parallel workers."""
     def gradients(x, y, w1, w2):
-        parts = [loss_and_grads(xs, ys, w1, w2) for xs, ys in zip(np.array_split(x, count), np.array_split(y, count))]
+        parts = [step(xs, ys, w1, w2) for xs, ys in zip(np.array_split(x, count), np.array_split(y, count))]
         return tuple(sum(values) for values in zip(*parts))
     return gradients
 
@@ -145,19 +148,10 @@ def bf16_matmul(a, b, round_output: bool = True):
 
 def bf16_loss_and_grads(x, y, w1, w2, forward_rounded: bool = True, grads_rounded: bool = True, mm=bf16_matmul):
     """loss_and_grads with every matmul in bf16: the forward's outputs and the gradients' rounded to bf16
-    unless told otherwise (the points where frameworks differ); the loss and its gradient in float32."""
-    h = mm(x, w1, forward_rounded)
-    h_relu = np.maximum(h, 0)
-    y_pred = mm(h_relu, w2, forward_rounded)
-    diff = y_pred - y
-    loss = (diff * diff).sum()
-
-    grad_y_pred = 2.0 * diff  # float32; each matmul below rounds it to bf16 as its input
-    grad_w2 = mm(h_relu.T, grad_y_pred, grads_rounded)
-    grad_h = mm(grad_y_pred, w2.T, grads_rounded)
-    grad_h[h < 0] = 0
-    grad_w1 = mm(x.T, grad_h, grads_rounded)
-    return loss, grad_w1, grad_w2
+    unless told otherwise (the points where frameworks differ); the loss and its gradient in float32
+    (each backward matmul rounds 2 * diff to bf16 as its input)."""
+    return loss_and_grads(x, y, w1, w2, mm=functools.partial(mm, round_output=forward_rounded),
+                          grad_mm=functools.partial(mm, round_output=grads_rounded))
 
 
 def _bf16_transposed_matmul(a, b, round_output=True):
@@ -173,14 +167,6 @@ def _bf16_split_matmul(a, b, round_output=True):
     return to_bf16(c) if round_output else c
 
 
-def _bf16_parts(count: int):
-    """The batch in parts, each part's bf16 gradients added in float32: data-parallel workers."""
-    def gradients(x, y, w1, w2):
-        parts = [bf16_loss_and_grads(xs, ys, w1, w2) for xs, ys in zip(np.array_split(x, count), np.array_split(y, count))]
-        return tuple(sum(values) for values in zip(*parts))
-    return gradients
-
-
 # The bf16-mixed step where correct frameworks differ: where they round (a matmul's output kept in
 # float32, as XLA may when it fuses or upcasts a bf16 dot; the backward's matmuls giving float32
 # gradients), and the order of their float32 sums (common/noise.py measures the noise from them).
@@ -189,7 +175,7 @@ BF16_VARIANTS = {
     "gradients float32": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, grads_rounded=False),
     "no output rounded": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, False, False),
     "rows reversed": lambda x, y, w1, w2: bf16_loss_and_grads(x[::-1], y[::-1], w1, w2),
-    "halves": _bf16_parts(2),
+    "halves": _parts(2, bf16_loss_and_grads),  # each part's bf16 gradients added in float32
     "transposed": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, mm=_bf16_transposed_matmul),
     "inner sums split": lambda x, y, w1, w2: bf16_loss_and_grads(x, y, w1, w2, mm=_bf16_split_matmul),
 }

@@ -25,9 +25,10 @@ LECTURE = "docs/mixed-precision/lecture/results.json"
 SWEEP = "docs/mixed-precision/sweep/results.json"
 
 
-def pairs(path: str) -> list[tuple]:
-    """(float32 row, bf16-mixed row or the skipped one) of each run, by size then table order."""
-    doc, results = load_results(ROOT / path)
+def pairs(path: str, results=None) -> list[tuple]:
+    """(float32 row, bf16-mixed row or the skipped one) of each run, by size then table order
+    (`results`: path's, when already read)."""
+    results = load_results(ROOT / path)[1] if results is None else results
     rows = figures(results, None)
     by_key = {(f.framework, f.label, f.device, f.flops_per_step, f.dtype): f for f in rows}
     out = []
@@ -64,14 +65,14 @@ def verdict(bf16) -> str:
 
 
 def lecture_table(path: str) -> str:
-    found = pairs(path)
+    _, results = load_results(ROOT / path)
+    found = pairs(path, results)
     lines = ["| run | float32 ms (95% CI) | bf16-mixed ms (95% CI) | bf16 / float32 (95% CI) | final loss, float32 / bf16 "
              "| bf16-mixed verdict |", "|---|---|---|---|---|---|"]
     for f32, bf16 in found:
         losses = " / ".join("" if f is None or f.final_loss is None else f"{f.final_loss:.3g}" for f in (f32, bf16))
         lines.append(f"| {f32.framework}/{f32.label} | {ms(f32)} | {ms(bf16)} | {ratio_cell(f32, bf16)} | {losses} | "
                      f"{verdict(bf16)} |")
-    _, results = load_results(ROOT / path)
     grouped: dict[tuple[str, str], list[str]] = {}  # (framework, why) -> its variants
     for r in results:
         if r.dtype == "bf16-mixed" and r.status == "skipped":

@@ -35,8 +35,11 @@ def start(cfg: RunConfig) -> torch.device:
 def autocast(cfg: RunConfig, on: torch.device):
     """The forward pass's context: with --precision bf16-mixed, torch.autocast (matmuls in bf16, the loss
     in float32, float32 parameters); else a no-op. Entered each step, so the weights' bf16 casts,
-    which autocast caches until its context exits, are made afresh from the updated weights."""
-    return torch.autocast(on.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16-mixed")
+    which autocast caches until its context exits, are made afresh from the updated weights. A disabled
+    autocast still costs ~3 us to enter and leave (measured here), so full precision gets a null context."""
+    if cfg.precision != "bf16-mixed":
+        return contextlib.nullcontext()
+    return torch.autocast(on.type, dtype=torch.bfloat16)
 
 
 def sync(on: torch.device):

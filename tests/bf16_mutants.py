@@ -12,7 +12,7 @@ import numpy as np
 
 from common.config import RunConfig
 from common.problem import Problem
-from common.reference import ReferenceRun, bf16_matmul, to_bf16
+from common.reference import ReferenceRun, bf16_loss_and_grads, bf16_matmul, to_bf16
 
 
 class Bf16Mutant(NamedTuple):
@@ -34,11 +34,9 @@ BF16_MUTANTS = [
 ]
 
 
-def _summed(squares, how: str) -> float:
+def _bf16_sum(squares) -> float:
     import ml_dtypes
 
-    if how == "float32":
-        return float(squares.sum())
     return float(squares.astype(ml_dtypes.bfloat16).sum())
 
 
@@ -53,17 +51,13 @@ def bf16_mutant_run(cfg: RunConfig, problem: Problem, mutant: Bf16Mutant) -> Ref
     first, last = mutant.lr_steps
     losses = []
     for step in range(1, cfg.steps + 1):
+        # the step computes from the weights' bf16 casts, so stale casts are the weights it sees
         c1, c2 = cast_once if mutant.cached_casts else (w1, w2)
-        h = bf16_matmul(x, c1)
-        h_relu = np.maximum(h, 0)
-        y_pred = bf16_matmul(h_relu, c2)
-        diff = y_pred - y
-        losses.append(_summed(diff * diff, mutant.loss_sum))
-        grad_y_pred = 2.0 * diff
-        grad_w2 = bf16_matmul(h_relu.T, grad_y_pred)
-        grad_h = bf16_matmul(grad_y_pred, c2.T)
-        grad_h[h < 0] = 0
-        grad_w1 = bf16_matmul(x.T, grad_h)
+        loss, grad_w1, grad_w2 = bf16_loss_and_grads(x, y, c1, c2)
+        if mutant.loss_sum == "bf16":  # the same y_pred, its squares summed by ml_dtypes in bf16
+            diff = bf16_matmul(np.maximum(bf16_matmul(x, c1), 0), c2) - y
+            loss = _bf16_sum(diff * diff)
+        losses.append(float(loss))
         step_lr = lr * np.float32(mutant.lr_factor) if first <= step <= last else lr
         w1 = w1 - step_lr * grad_w1
         w2 = w2 - step_lr * grad_w2
